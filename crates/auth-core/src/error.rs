@@ -1,0 +1,83 @@
+//! Errors of the domain layer. The HTTP layer maps each variant to a status and code in one place.
+
+use std::time::Duration;
+
+/// A boxed cause kept for the log; never shown to clients.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a token was refused. Only `Expired` is told apart on the wire (`token_expired`);
+/// every other reason answers `token_invalid` and is kept for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("token missing")]
+    Missing,
+    #[error("token malformed")]
+    Malformed,
+    #[error("token algorithm not accepted")]
+    Algorithm,
+    #[error("token type not accepted")]
+    Type,
+    #[error("token signed by an unknown key")]
+    UnknownKey,
+    #[error("token signature invalid")]
+    Signature,
+    #[error("token claims invalid")]
+    Claims,
+    #[error("token expired")]
+    Expired,
+    #[error("token not valid yet")]
+    Immature,
+}
+
+/// What can go wrong in a use case.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account disabled")]
+    AccountDisabled,
+    #[error("validation failed")]
+    Validation(Vec<(String, String)>),
+    #[error("weak password: {0}")]
+    WeakPassword(String),
+    #[error("email already registered")]
+    EmailTaken,
+    #[error("username already taken")]
+    UsernameTaken,
+    #[error("token refused: {0}")]
+    Token(TokenRejection),
+    #[error("not found")]
+    NotFound,
+    /// Too much work queued (password hashing); retry after the given delay.
+    #[error("overloaded")]
+    Overloaded { retry_after: Duration },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    /// One invalid field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![(field.to_owned(), message.into())])
+    }
+}
+
+/// Errors reported by repository implementations, with constraint violations already turned
+/// into domain meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("email already registered")]
+    DuplicateEmail,
+    #[error("username already taken")]
+    DuplicateUsername,
+    #[error("conflicting write: {0}")]
+    Conflict(String),
+    #[error("referenced row not found: {0}")]
+    MissingReference(String),
+    #[error("database unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("database error")]
+    Other(#[source] BoxError),
+}

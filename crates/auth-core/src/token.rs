@@ -1,0 +1,361 @@
+//! Access tokens (RFC 9068 JWTs): minting with the active key and verification with the
+//! algorithm pinned, `typ`, `iss`, `aud`, `exp`, `nbf` and `iat` checked and the key chosen by
+//! `kid` among the published ones. Header fields that point elsewhere (`jku`, `x5u`, `jwk`)
+//! are never followed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use auth_proto::{Jwk, JwkSet};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::User;
+use crate::error::TokenRejection;
+use crate::keys::{KeyVault, KeyVaultError, StoredKey, ed25519_pkcs8};
+use crate::secret::b64url;
+
+/// The `typ` header of access tokens (RFC 9068 section 2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+/// The `client_id` claim: tokens are issued to first-party clients of this service.
+pub const CLIENT_ID: &str = "auth-service";
+
+/// Which algorithm signs access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// Ed25519 keys kept in the database and published as JWKS.
+    EdDSA,
+    /// A shared secret (`JWT_SECRET_KEY`) for platforms whose services verify with it.
+    HS256,
+}
+
+impl JwtAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::HS256 => "HS256",
+        }
+    }
+
+    fn jwt(self) -> Algorithm {
+        match self {
+            Self::EdDSA => Algorithm::EdDSA,
+            Self::HS256 => Algorithm::HS256,
+        }
+    }
+}
+
+/// Issuer, audience and lifetime of access tokens.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub jti: String,
+    pub client_id: String,
+    pub tenant: String,
+    pub roles: Vec<String>,
+    /// The first role, for clients of the older services that read a single `role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// A freshly minted access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in: u64,
+    pub claims: AccessClaims,
+}
+
+/// The keys in use: the one that signs and every one that verifies.
+struct KeyRing {
+    signing: Option<(Option<String>, EncodingKey)>,
+    verifying: HashMap<String, DecodingKey>,
+    /// Verifying key of HS256 mode (no `kid`).
+    shared: Option<DecodingKey>,
+    jwks: Arc<JwkSet>,
+}
+
+/// Mints and verifies access tokens. Cheap to share; keys can be swapped while in use.
+pub struct TokenService {
+    settings: TokenSettings,
+    algorithm: JwtAlgorithm,
+    validation: Validation,
+    ring: RwLock<Arc<KeyRing>>,
+}
+
+impl TokenService {
+    /// HS256 mode: one shared secret signs and verifies; the JWKS document is empty.
+    pub fn with_shared_secret(settings: TokenSettings, secret: &SecretString) -> Self {
+        let bytes = secret.expose_secret().as_bytes();
+        let ring = KeyRing {
+            signing: Some((None, EncodingKey::from_secret(bytes))),
+            verifying: HashMap::new(),
+            shared: Some(DecodingKey::from_secret(bytes)),
+            jwks: Arc::new(JwkSet::default()),
+        };
+        Self::new(settings, JwtAlgorithm::HS256, ring)
+    }
+
+    /// EdDSA mode with the given stored keys (see [`TokenService::install_keys`]).
+    pub fn with_keys(
+        settings: TokenSettings,
+        keys: &[StoredKey],
+        vault: KeyVault<'_>,
+    ) -> Result<Self, KeyVaultError> {
+        let ring = build_ring(keys, vault)?;
+        Ok(Self::new(settings, JwtAlgorithm::EdDSA, ring))
+    }
+
+    fn new(settings: TokenSettings, algorithm: JwtAlgorithm, ring: KeyRing) -> Self {
+        let mut validation = Validation::new(algorithm.jwt());
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        Self {
+            settings,
+            algorithm,
+            validation,
+            ring: RwLock::new(Arc::new(ring)),
+        }
+    }
+
+    /// Replaces the key ring (EdDSA mode): the `active` key signs, every published key verifies.
+    pub fn install_keys(&self, keys: &[StoredKey], vault: KeyVault<'_>) -> Result<(), KeyVaultError> {
+        let ring = build_ring(keys, vault)?;
+        *self.ring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+        Ok(())
+    }
+
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        self.algorithm
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// The public keys, as published at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> Arc<JwkSet> {
+        self.current().jwks.clone()
+    }
+
+    fn current(&self) -> Arc<KeyRing> {
+        self.ring.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Mints an access token for `user`, optionally bound to session `sid`.
+    pub fn mint(&self, user: &User, sid: Option<&str>, now: i64) -> Result<AccessToken, String> {
+        let ring = self.current();
+        let Some((kid, key)) = ring.signing.as_ref() else {
+            return Err("no active signing key".into());
+        };
+        let ttl = self.settings.access_ttl.as_secs();
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: self.settings.audience.clone(),
+            exp: now + ttl as i64,
+            iat: now,
+            nbf: None,
+            jti: Uuid::now_v7().to_string(),
+            client_id: CLIENT_ID.into(),
+            tenant: user.tenant.clone(),
+            roles: user.roles.clone(),
+            role: user.roles.first().cloned(),
+            email: user.email.clone(),
+            sid: sid.map(str::to_owned),
+        };
+        let mut header = Header::new(self.algorithm.jwt());
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        header.kid = kid.clone();
+        let token = jsonwebtoken::encode(&header, &claims, key).map_err(|e| e.to_string())?;
+        Ok(AccessToken {
+            token,
+            expires_in: ttl,
+            claims,
+        })
+    }
+
+    /// Verifies an access token and returns its claims.
+    pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenRejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
+        if header.alg != self.algorithm.jwt() {
+            return Err(TokenRejection::Algorithm);
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(TokenRejection::Type);
+        }
+        if header.crit.is_some() {
+            // RFC 7515 section 4.1.11: we understand no extensions, so none may be critical.
+            return Err(TokenRejection::Malformed);
+        }
+        let ring = self.current();
+        let key = match self.algorithm {
+            JwtAlgorithm::HS256 => ring.shared.as_ref(),
+            JwtAlgorithm::EdDSA => header.kid.as_deref().and_then(|kid| ring.verifying.get(kid)),
+        }
+        .ok_or(TokenRejection::UnknownKey)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .map_err(|e| rejection(e.kind()))?;
+        let claims = data.claims;
+        if claims.iat > now + LEEWAY_SECONDS as i64 {
+            return Err(TokenRejection::Immature);
+        }
+        Ok(claims)
+    }
+}
+
+fn rejection(kind: &ErrorKind) -> TokenRejection {
+    match kind {
+        ErrorKind::ExpiredSignature => TokenRejection::Expired,
+        ErrorKind::ImmatureSignature => TokenRejection::Immature,
+        ErrorKind::InvalidSignature => TokenRejection::Signature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => TokenRejection::Algorithm,
+        ErrorKind::InvalidIssuer
+        | ErrorKind::InvalidAudience
+        | ErrorKind::InvalidSubject
+        | ErrorKind::MissingRequiredClaim(_)
+        | ErrorKind::InvalidClaimFormat(_) => TokenRejection::Claims,
+        _ => TokenRejection::Malformed,
+    }
+}
+
+fn build_ring(keys: &[StoredKey], vault: KeyVault<'_>) -> Result<KeyRing, KeyVaultError> {
+    let mut signing = None;
+    let mut verifying = HashMap::new();
+    let mut jwks = JwkSet::default();
+    for key in keys.iter().filter(|k| k.state.is_published() && k.algorithm == "EdDSA") {
+        if key.state == crate::keys::KeyState::Active {
+            let seed = vault.open(key)?;
+            signing = Some((Some(key.kid.clone()), EncodingKey::from_ed_der(&ed25519_pkcs8(&seed))));
+        }
+        verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&key.public_key));
+        jwks.keys.push(Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x: b64url(&key.public_key),
+            kid: key.kid.clone(),
+            alg: "EdDSA".into(),
+            usage: "sig".into(),
+        });
+    }
+    Ok(KeyRing {
+        signing,
+        verifying,
+        shared: None,
+        jwks: Arc::new(jwks),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyState;
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            issuer: "https://auth.test".into(),
+            audience: "platform".into(),
+            access_ttl: Duration::from_secs(900),
+        }
+    }
+
+    fn user() -> User {
+        User {
+            id: Uuid::now_v7(),
+            tenant: "default".into(),
+            email: "a@example.com".into(),
+            username: None,
+            roles: vec!["admin".into(), "user".into()],
+            email_verified: false,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn eddsa() -> (TokenService, StoredKey) {
+        let vault = KeyVault::new(None);
+        let key = vault.generate(KeyState::Active, 0);
+        let svc = TokenService::with_keys(settings(), std::slice::from_ref(&key), vault).unwrap();
+        (svc, key)
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_carry_the_rfc9068_claims() {
+        let (svc, key) = eddsa();
+        let now = crate::now_unix();
+        let t = svc.mint(&user(), Some("sid-1"), now).unwrap();
+        let header = jsonwebtoken::decode_header(&t.token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
+        let claims = svc.verify(&t.token, now).unwrap();
+        assert_eq!(claims, t.claims);
+        assert_eq!(claims.role.as_deref(), Some("admin"));
+        assert_eq!(claims.exp - claims.iat, 900);
+        assert_eq!(svc.jwks().keys.len(), 1);
+    }
+
+    #[test]
+    fn expired_foreign_and_wrong_audience_tokens_are_refused() {
+        let (svc, _) = eddsa();
+        let now = crate::now_unix();
+        let old = svc.mint(&user(), None, now - 2000).unwrap();
+        assert_eq!(svc.verify(&old.token, now), Err(TokenRejection::Expired));
+
+        let (other, _) = eddsa();
+        let foreign = other.mint(&user(), None, now).unwrap();
+        assert_eq!(svc.verify(&foreign.token, now), Err(TokenRejection::UnknownKey));
+
+        let vault = KeyVault::new(None);
+        let key = vault.generate(KeyState::Active, 0);
+        let mut s = settings();
+        s.audience = "elsewhere".into();
+        let misaimed = TokenService::with_keys(s, std::slice::from_ref(&key), vault).unwrap();
+        let both = TokenService::with_keys(settings(), &[key], vault).unwrap();
+        let t = misaimed.mint(&user(), None, now).unwrap();
+        assert_eq!(both.verify(&t.token, now), Err(TokenRejection::Claims));
+    }
+
+    #[test]
+    fn the_algorithm_is_pinned() {
+        let secret = SecretString::from("x".repeat(32));
+        let hs = TokenService::with_shared_secret(settings(), &secret);
+        let (ed, _) = eddsa();
+        let now = crate::now_unix();
+        let hs_token = hs.mint(&user(), None, now).unwrap().token;
+        let ed_token = ed.mint(&user(), None, now).unwrap().token;
+        assert!(hs.verify(&hs_token, now).is_ok());
+        assert_eq!(hs.verify(&ed_token, now), Err(TokenRejection::Algorithm));
+        assert_eq!(ed.verify(&hs_token, now), Err(TokenRejection::Algorithm));
+        assert!(hs.jwks().keys.is_empty());
+    }
+}

@@ -1,0 +1,20 @@
+//! Wire types of auth-service: the JSON bodies its HTTP API accepts and returns, and the error
+//! body with its stable codes. Shared by the server and by clients so both agree on one shape.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod jwks;
+pub mod tokens;
+pub mod users;
+
+pub use error::{ErrorCode, FieldError, Problem};
+pub use jwks::{Jwk, JwkSet};
+pub use tokens::{LoginRequest, TokenResponse};
+pub use users::{SignupRequest, User};
+
+/// Liveness answer of `GET /health`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` when the process is up; `ready` / `unavailable` on the readiness probe.
+    pub status: String,
+}

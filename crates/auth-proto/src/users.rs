@@ -1,0 +1,38 @@
+//! User bodies: sign-up input and the user as returned by the API.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /auth/signup`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignupRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+/// A user as the API shows it. Never carries a password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub username: Option<String>,
+    pub roles: Vec<String>,
+    pub tenant: String,
+    pub email_verified: bool,
+    pub disabled: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// Redacts the password.
+impl std::fmt::Debug for SignupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignupRequest")
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}

@@ -9,6 +9,7 @@ pub mod password;
 pub mod repo;
 pub mod secret;
 pub mod service;
+pub mod signing;
 pub mod token;
 
 pub use error::{CoreError, StoreError};

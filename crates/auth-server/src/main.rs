@@ -1,2 +1,79 @@
+//! The `auth-service` binary: parse the command line, load and validate the configuration,
+//! set up logging, then run the chosen command.
 #![forbid(unsafe_code)]
-fn main() {}
+
+use std::process::ExitCode;
+
+use auth_server::cli::{Cli, Command, ConfigCommand, UserCommand};
+use auth_server::config::{LogFormat, RawConfig};
+use auth_server::startup::{Application, shutdown_signal};
+use auth_server::{commands, telemetry};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let raw = match RawConfig::from_process(cli.config.as_deref()) {
+        Ok(raw) => raw,
+        Err(problems) => return fail(&problems),
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    match command {
+        Command::Config(ConfigCommand::Check) => return commands::config_check(&raw),
+        Command::Openapi => return commands::openapi(),
+        _ => {}
+    }
+    let config = match raw.validate() {
+        Ok(c) => c,
+        Err(problems) => return fail(&problems),
+    };
+    telemetry::init(config.log_format);
+    for w in &raw.warnings {
+        tracing::warn!("{w}");
+    }
+    match command {
+        Command::Migrate => commands::migrate(&config).await,
+        Command::User(UserCommand::Create {
+            email,
+            username,
+            roles,
+            password_stdin: _,
+        }) => commands::create_user(&config, &email, username.as_deref(), &roles).await,
+        Command::Serve | Command::Config(_) | Command::Openapi => serve(config).await,
+    }
+}
+
+async fn serve(config: auth_server::config::Config) -> ExitCode {
+    let app = match Application::build(&config).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        address = %app.local_addr(),
+        database = %auth_server::config::redact_url(secrecy::ExposeSecret::expose_secret(&config.database_url)),
+        algorithm = config.jwt_algorithm.as_str(),
+        "auth-service listening on http://{}",
+        app.local_addr()
+    );
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(problems: &[String]) -> ExitCode {
+    telemetry::init(LogFormat::Pretty);
+    for p in problems {
+        eprintln!("configuration error: {p}");
+    }
+    ExitCode::from(2)
+}

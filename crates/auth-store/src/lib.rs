@@ -1,1 +1,173 @@
+//! sqlx implementations of the auth-core repositories. One pool type (`sqlx::Any`) serves
+//! SQLite and PostgreSQL with the same portable SQL; where the dialects differ, this crate is
+//! the only place that branches.
 #![forbid(unsafe_code)]
+
+mod error;
+mod keys;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use auth_core::StoreError;
+use auth_core::repo::HealthRepository;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+pub use error::map_err;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Recognizes `sqlite:` and `postgres:` / `postgresql:` URLs.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The database: a connection pool and the backend it talks to. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url`. A SQLite file and its folder are created when missing; SQLite runs
+    /// in WAL mode with foreign keys enforced and a busy timeout.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)
+            .ok_or_else(|| StoreError::Other("DATABASE_URL must start with sqlite: or postgres://".into()))?;
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let connect = AnyConnectOptions::from_str(&url).map_err(map_err)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations of this backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(Box::new(e)))
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Adds `mode=rwc` (create when missing) and creates the parent folder of a SQLite file.
+fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.is_empty() && !path.starts_with(':') {
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        }
+    }
+    if query.split('&').any(|kv| kv.starts_with("mode=")) {
+        Ok(url.to_owned())
+    } else if query.is_empty() {
+        Ok(format!("{url}?mode=rwc"))
+    } else {
+        Ok(format!("{url}&mode=rwc"))
+    }
+}
+
+impl HealthRepository for Store {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_are_recognized_by_scheme() {
+        assert_eq!(Backend::from_url("sqlite://data/auth.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgres://u@h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::from_url("postgresql://u@h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::from_url("mysql://u@h/db"), None);
+    }
+
+    #[test]
+    fn sqlite_urls_create_the_file_unless_told_otherwise() {
+        assert_eq!(prepare_sqlite_url("sqlite::memory:").unwrap(), "sqlite::memory:?mode=rwc");
+        assert_eq!(
+            prepare_sqlite_url("sqlite://x.db?cache=shared").unwrap(),
+            "sqlite://x.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(prepare_sqlite_url("sqlite://x.db?mode=ro").unwrap(), "sqlite://x.db?mode=ro");
+    }
+}

@@ -1,0 +1,54 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "auth-service", version, about = "Authentication and identity service")]
+pub struct Cli {
+    /// TOML configuration file (also AUTH_CONFIG); environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        username: Option<String>,
+        /// Extra role (repeatable), e.g. `--role admin`; every user also has `user`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Read the password from the first line of standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted); exit 2 when it is invalid.
+    Check,
+}

@@ -1,0 +1,107 @@
+//! The one-shot commands: `migrate`, `user create`, `config check`, `openapi`.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use auth_core::service::Registration;
+
+use crate::config::{Config, RawConfig};
+use crate::startup::{build_state, open_store};
+
+/// Prints the effective configuration and any problems; 2 when invalid.
+pub fn config_check(raw: &RawConfig) -> ExitCode {
+    print!("{}", raw.describe());
+    for w in &raw.warnings {
+        eprintln!("warning: {w}");
+    }
+    match raw.validate() {
+        Ok(_) => {
+            println!("# configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub fn openapi() -> ExitCode {
+    match crate::http::openapi().to_pretty_json() {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn migrate(config: &Config) -> ExitCode {
+    match open_store(config).await {
+        Ok(store) => {
+            store.close().await;
+            println!("migrations applied");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Creates a user with the password read from the first line of standard input.
+pub async fn create_user(
+    config: &Config,
+    email: &str,
+    username: Option<&str>,
+    roles: &[String],
+) -> ExitCode {
+    let mut password = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut password) {
+        eprintln!("error: cannot read the password from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let registration = match Registration::parse(email, username, password, roles) {
+        Ok(r) => r,
+        Err(e) => return report(e),
+    };
+    let state = match open_store(config).await {
+        Ok(store) => build_state(config, store).await,
+        Err(e) => Err(e),
+    };
+    let state = match state {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = state.auth.register(registration).await;
+    state.store.close().await;
+    match result {
+        Ok(user) => {
+            println!("created user {} ({}) with roles {}", user.id, user.email, user.roles.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => report(e),
+    }
+}
+
+fn report(e: auth_core::CoreError) -> ExitCode {
+    match e {
+        auth_core::CoreError::Validation(fields) => {
+            for (field, message) in fields {
+                eprintln!("error: {field}: {message}");
+            }
+        }
+        other => eprintln!("error: {other}"),
+    }
+    ExitCode::from(2)
+}

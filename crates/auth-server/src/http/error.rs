@@ -1,0 +1,175 @@
+//! The one place where errors become HTTP responses: `CoreError` variants map to status and
+//! code in one exhaustive match; bodies are RFC 9457 problem+json with the request id.
+
+use std::time::Duration;
+
+use auth_core::error::TokenRejection;
+use auth_core::{CoreError, StoreError};
+use auth_proto::error::PROBLEM_CONTENT_TYPE;
+use auth_proto::{ErrorCode, FieldError, Problem};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::request_id;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    problem: Problem,
+    retry_after: Option<Duration>,
+    /// `WWW-Authenticate` value of a 401.
+    challenge: &'static str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, title: &str) -> Self {
+        Self {
+            status,
+            problem: Problem::new(status.as_u16(), code, title),
+            retry_after: None,
+            challenge: "Bearer error=\"invalid_token\"",
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.problem = self.problem.with_detail(detail);
+        self
+    }
+
+    pub fn fields(mut self, errors: Vec<FieldError>) -> Self {
+        self.problem = self.problem.with_errors(errors);
+        self
+    }
+
+    fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.problem.code
+    }
+
+    /// 503 for a dependency that is away; the cause goes to the log only.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "dependency unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "Service unavailable")
+            .retry_after(Duration::from_secs(1))
+    }
+
+    /// 500; the cause goes to the log only.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "Internal server error")
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, "Validation failed")
+            .fields(errors)
+    }
+}
+
+fn token_error(rejection: TokenRejection) -> ApiError {
+    tracing::info!(reason = %rejection, "bearer token refused");
+    match rejection {
+        TokenRejection::Expired => {
+            ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired, "Token expired")
+        }
+        TokenRejection::Missing => ApiError {
+            // RFC 6750 section 3.1: no error attribute when no credentials were sent.
+            challenge: "Bearer",
+            ..ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid, "Authentication required")
+                .detail("send an access token as `Authorization: Bearer <token>`")
+        },
+        TokenRejection::Malformed
+        | TokenRejection::Algorithm
+        | TokenRejection::Type
+        | TokenRejection::UnknownKey
+        | TokenRejection::Signature
+        | TokenRejection::Claims
+        | TokenRejection::Immature => {
+            ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid, "Invalid token")
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::InvalidCredentials => ApiError {
+                challenge: "Bearer",
+                ..ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials, "Invalid credentials")
+            },
+            CoreError::AccountDisabled => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::AccountDisabled, "Account disabled")
+            }
+            CoreError::Validation(fields) => ApiError::validation(
+                fields
+                    .into_iter()
+                    .map(|(field, message)| FieldError { field, message })
+                    .collect(),
+            ),
+            CoreError::WeakPassword(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::WeakPassword,
+                "Password too weak",
+            )
+            .fields(vec![FieldError {
+                field: "password".into(),
+                message,
+            }]),
+            CoreError::EmailTaken => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::EmailTaken, "Email already registered")
+            }
+            CoreError::UsernameTaken => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::UsernameTaken, "Username already taken")
+            }
+            CoreError::Token(rejection) => token_error(rejection),
+            CoreError::NotFound => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Not found"),
+            CoreError::Overloaded { retry_after } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "Too busy, retry shortly")
+                    .retry_after(retry_after)
+            }
+            CoreError::Store(e @ StoreError::Unavailable(_)) => ApiError::unavailable(&chain(&e)),
+            CoreError::Store(
+                e @ (StoreError::DuplicateEmail
+                | StoreError::DuplicateUsername
+                | StoreError::Conflict(_)
+                | StoreError::MissingReference(_)
+                | StoreError::Other(_)),
+            ) => ApiError::internal(&chain(&e)),
+            CoreError::Internal(message) => ApiError::internal(&message),
+        }
+    }
+}
+
+/// An error and its causes on one line, for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut problem = self.problem;
+        problem.request_id = request_id::current();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(self.challenge));
+        }
+        if let Some(after) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        }
+        response
+    }
+}

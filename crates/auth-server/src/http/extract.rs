@@ -1,0 +1,162 @@
+//! Request extractors that answer bad input with problem+json: JSON bodies (415, 413, 400,
+//! 422 naming the field), JSON-or-form bodies, and the bearer token.
+
+use auth_core::error::TokenRejection;
+use auth_core::token::AccessClaims;
+use auth_proto::{ErrorCode, FieldError};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// The media type family of a request body.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Form,
+    Other,
+}
+
+fn body_kind(req: &Request) -> BodyKind {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return BodyKind::Other;
+    };
+    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        BodyKind::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        BodyKind::Form
+    } else {
+        BodyKind::Other
+    }
+}
+
+fn unsupported(expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UnsupportedMediaType,
+        "Unsupported media type",
+    )
+    .detail(format!("send the body as {expected}"))
+}
+
+async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, &()).await.map_err(|e: BytesRejection| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "Body too large")
+                .detail("request bodies are limited to 64 KiB")
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest, "Unreadable body")
+        }
+    })
+}
+
+/// Parses JSON: syntax errors are 400, shape errors 422 naming the field.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest, "Malformed JSON")
+            .detail(format!("line {}, column {}: {}", e.line(), e.column(), e.classify_label()))
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        // serde reports a missing field at its parent; name the field itself.
+        let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            Some(name) if path == "." => name.to_owned(),
+            Some(name) => format!("{path}.{name}"),
+            None => path,
+        };
+        ApiError::validation(vec![FieldError { field, message }])
+    })
+}
+
+trait ClassifyLabel {
+    fn classify_label(&self) -> &'static str;
+}
+
+impl ClassifyLabel for serde_json::Error {
+    fn classify_label(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Eof => "unexpected end of input",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data | serde_json::error::Category::Io => "invalid data",
+        }
+    }
+}
+
+/// A JSON body, or a problem+json refusal.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        if body_kind(&req) != BodyKind::Json {
+            return Err(unsupported("application/json"));
+        }
+        let bytes = read_body(req).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A body sent as JSON or as an HTML/OAuth2 form (`application/x-www-form-urlencoded`).
+pub struct JsonOrForm<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOrForm<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        match body_kind(&req) {
+            BodyKind::Json => parse_json(&read_body(req).await?).map(JsonOrForm),
+            BodyKind::Form => {
+                let bytes = read_body(req).await?;
+                serde_urlencoded::from_bytes(&bytes).map(JsonOrForm).map_err(|e| {
+                    let message = e.to_string();
+                    let field = message
+                        .strip_prefix("missing field `")
+                        .and_then(|m| m.split('`').next())
+                        .unwrap_or(".")
+                        .to_owned();
+                    ApiError::validation(vec![FieldError { field, message }])
+                })
+            }
+            BodyKind::Other => Err(unsupported("application/json or application/x-www-form-urlencoded")),
+        }
+    }
+}
+
+/// The raw bearer token of the request, if any was sent.
+pub fn bearer_token(parts: &Parts) -> Result<&str, TokenRejection> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(TokenRejection::Missing)?
+        .to_str()
+        .map_err(|_| TokenRejection::Malformed)?;
+    let (scheme, token) = value.split_once(' ').ok_or(TokenRejection::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(TokenRejection::Missing);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(TokenRejection::Missing);
+    }
+    Ok(token)
+}
+
+/// The verified claims of the request's bearer token.
+pub struct Authenticated(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts).map_err(auth_core::CoreError::Token)?;
+        Ok(Authenticated(state.auth.authenticate(token)?))
+    }
+}

@@ -1,0 +1,69 @@
+//! Operational routes: liveness, readiness, the published keys, the OpenAPI document and the
+//! docs page (Swagger UI, served from the binary).
+
+use std::time::Duration;
+
+use auth_core::repo::HealthRepository;
+use auth_proto::{Health, JwkSet, Problem};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(auth_health))
+        .routes(routes!(ready))
+        .routes(routes!(jwks))
+}
+
+fn alive() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    alive()
+}
+
+/// Liveness, under the gateway's `/auth` prefix.
+#[utoipa::path(get, path = "/auth/health", tag = "operations",
+    responses((status = 200, body = Health)))]
+pub async fn auth_health() -> Json<Health> {
+    alive()
+}
+
+/// Readiness: 200 when the database answers within two seconds, else 503.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok(Json(Health { status: "ready".into() })),
+        Ok(Err(e)) => Err(ApiError::unavailable(&e)),
+        Err(_) => Err(ApiError::unavailable(&"database ping timed out")),
+    }
+}
+
+/// The public keys that verify access tokens (RFC 7517). Empty in HS256 mode.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
+    responses((status = 200, body = JwkSet)))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let set = state.auth.tokens().jwks();
+    let mut response = Json(&*set).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}

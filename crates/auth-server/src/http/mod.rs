@@ -1,0 +1,126 @@
+//! The HTTP API: each resource module contributes its routes (with their OpenAPI
+//! descriptions); this module merges them and adds the cross-cutting layers.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod meta;
+pub mod request_id;
+
+use auth_proto::ErrorCode;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{OpenApi as OpenApiDoc, PathItem};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use self::error::ApiError;
+use crate::state::AppState;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "auth-service",
+        description = "Authentication and identity service: accounts, credentials and signed access tokens. \
+                       Errors are RFC 9457 problem+json bodies with a stable `code`.",
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "operations", description = "Health, keys and documentation"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document, before state and layers are applied.
+fn api() -> (Router<AppState>, OpenApiDoc) {
+    let (mut router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(meta::router())
+        .split_for_parts();
+    document_docs_routes(&mut doc);
+    for (alias, target) in auth::ALIASES {
+        if let Some(item) = doc.paths.paths.get(*target).cloned() {
+            router = router.route(alias, axum::routing::post(auth::signup));
+            doc.paths.paths.insert((*alias).to_owned(), alias_item(item));
+        }
+    }
+    (router, doc)
+}
+
+/// Gives the alias operation its own id so the document stays valid.
+fn alias_item(mut item: PathItem) -> PathItem {
+    for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch] {
+        if let Some(op) = op.as_mut() {
+            op.operation_id = op.operation_id.take().map(|id| format!("{id}_alias"));
+        }
+    }
+    item
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub fn openapi() -> OpenApiDoc {
+    api().1
+}
+
+/// Documents the two routes served by Swagger UI, which has no annotations of its own.
+fn document_docs_routes(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+    use utoipa::openapi::response::ResponseBuilder;
+    for (path, summary, id) in [
+        ("/openapi.json", "This OpenAPI 3.1 document", "openapi_document"),
+        ("/docs", "Interactive API documentation (Swagger UI, served from the binary)", "docs_page"),
+    ] {
+        let op = OperationBuilder::new()
+            .summary(Some(summary))
+            .operation_id(Some(id))
+            .tag("operations")
+            .response("200", ResponseBuilder::new().description(summary).build())
+            .build();
+        doc.paths.paths.insert(path.to_owned(), PathItem::new(HttpMethod::Get, op));
+    }
+}
+
+/// The complete application router.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api();
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
+    api.merge(docs)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(request_id::middleware))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "Method not allowed")
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(&"handler panicked").into_response()
+}

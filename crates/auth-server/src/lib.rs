@@ -1,0 +1,10 @@
+//! auth-service: configuration, HTTP API and start-up of the authentication service.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,151 @@
+//! Building the application from a validated configuration: database, migrations, signing
+//! keys, services, router and a bound listener (port 0 picks a free port, for tests).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use auth_core::CoreError;
+use auth_core::password::PasswordHasher;
+use auth_core::service::AuthService;
+use auth_core::signing::{SigningMode, start_token_service};
+use auth_core::token::JwtAlgorithm;
+use auth_store::{Store, StoreOptions};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, redact_url};
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database {url}: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: auth_core::StoreError,
+    },
+    #[error("signing keys: {0}")]
+    Keys(#[source] CoreError),
+    #[error("password hashing: {0}")]
+    Hashing(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Connects to the database and applies migrations.
+pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
+    let url = config.database_url.expose_secret();
+    let err = |source| StartupError::Database {
+        url: redact_url(url),
+        source,
+    };
+    let options = StoreOptions {
+        max_connections: config.database_max_connections,
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(url, &options).await.map_err(err)?;
+    store.migrate().await.map_err(err)?;
+    Ok(store)
+}
+
+/// Builds the services over an open store.
+pub async fn build_state(config: &Config, store: Store) -> Result<AppState, StartupError> {
+    let mode = match config.jwt_algorithm {
+        JwtAlgorithm::EdDSA => SigningMode::EdDSA {
+            master_key: config.master_key.as_ref(),
+        },
+        JwtAlgorithm::HS256 => SigningMode::HS256 {
+            secret: config
+                .jwt_secret
+                .as_ref()
+                .expect("validated: HS256 has a secret"),
+        },
+    };
+    if config.jwt_algorithm == JwtAlgorithm::EdDSA && config.master_key.is_none() {
+        tracing::warn!("AUTH_MASTER_KEY is not set: private signing keys are stored unencrypted");
+    }
+    let tokens = start_token_service(&store, config.tokens.clone(), mode)
+        .await
+        .map_err(StartupError::Keys)?;
+    let hasher = PasswordHasher::new(config.argon2, config.hashing).map_err(StartupError::Hashing)?;
+    let auth = AuthService::new(store.clone(), hasher, config.password_policy, Arc::new(tokens));
+    Ok(AppState {
+        auth: Arc::new(auth),
+        store,
+    })
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let store = open_store(config).await?;
+        let state = build_state(config, store).await?;
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the pool.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let store = self.state.store.clone();
+        let app = crate::http::router(self.state);
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        store.close().await;
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received, draining in-flight requests");
+}

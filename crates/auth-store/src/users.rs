@@ -1,0 +1,147 @@
+//! Users and their roles.
+
+use auth_core::StoreError;
+use auth_core::domain::{LoginName, NewUser, TenantId, User, UserCredentials};
+use auth_core::repo::UserRepository;
+use sqlx::{Any, AnyConnection, FromRow};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::{Store, map_err};
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    tenant_id: String,
+    email: String,
+    username: Option<String>,
+    password_hash: String,
+    email_verified_at: Option<i64>,
+    disabled_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const USER_COLUMNS: &str = "id, tenant_id, email, username, password_hash, email_verified_at, \
+                            disabled_at, created_at, updated_at";
+
+impl UserRow {
+    fn into_user(self, roles: Vec<String>) -> Result<User, StoreError> {
+        let id = Uuid::parse_str(&self.id).map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(User {
+            id,
+            tenant: self.tenant_id,
+            email: self.email,
+            username: self.username,
+            roles,
+            email_verified: self.email_verified_at.is_some(),
+            disabled: self.disabled_at.is_some(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Roles of a user, the administrative ones first (the first one is the `role` claim).
+async fn roles_of(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar::<Any, String>(
+        "SELECT role_name FROM user_roles WHERE user_id = $1 \
+         ORDER BY CASE role_name WHEN 'admin' THEN 0 WHEN 'user' THEN 2 ELSE 1 END, role_name",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)
+}
+
+impl UserRepository for Store {
+    #[instrument(skip_all, err, fields(user_id = %user.id))]
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let id = user.id.to_string();
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, email_normalized, username, \
+             username_normalized, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(&id)
+        .bind(user.tenant.as_str())
+        .bind(user.email.as_str())
+        .bind(user.email.normalized())
+        .bind(user.username.as_ref().map(|u| u.as_str().to_owned()))
+        .bind(user.username.as_ref().map(|u| u.normalized().to_owned()))
+        .bind(&user.password_hash)
+        .bind(user.now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for role in &user.roles {
+            sqlx::query(
+                "INSERT INTO user_roles (user_id, tenant_id, role_name, granted_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(user.tenant.as_str())
+            .bind(role.as_str())
+            .bind(user.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let roles = roles_of(&mut tx, &id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(User {
+            id: user.id,
+            tenant: user.tenant.as_str().to_owned(),
+            email: user.email.as_str().to_owned(),
+            username: user.username.map(|u| u.as_str().to_owned()),
+            roles,
+            email_verified: false,
+            disabled: false,
+            created_at: user.now,
+            updated_at: user.now,
+        })
+    }
+
+    #[instrument(skip_all, err)]
+    async fn find_credentials(
+        &self,
+        tenant: &TenantId,
+        name: &LoginName,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let (column, value) = match name {
+            LoginName::Email(e) => ("email_normalized", e.normalized()),
+            LoginName::Username(u) => ("username_normalized", u.normalized()),
+        };
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND {column} = $2");
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let row = sqlx::query_as::<Any, UserRow>(&sql)
+            .bind(tenant.as_str())
+            .bind(value)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let roles = roles_of(&mut conn, &row.id).await?;
+        let password_hash = row.password_hash.clone();
+        Ok(Some(UserCredentials {
+            user: row.into_user(roles)?,
+            password_hash,
+        }))
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %id))]
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let id = id.to_string();
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let row = sqlx::query_as::<Any, UserRow>(&sql)
+            .bind(&id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let roles = roles_of(&mut conn, &id).await?;
+        Ok(Some(row.into_user(roles)?))
+    }
+}

@@ -160,7 +160,10 @@ mod tests {
         assert!(key.private_key.starts_with("sealed:"));
         let seed = vault.open(&key).unwrap();
         assert_eq!(
-            SigningKey::from_bytes(&seed).verifying_key().to_bytes().to_vec(),
+            SigningKey::from_bytes(&seed)
+                .verifying_key()
+                .to_bytes()
+                .to_vec(),
             key.public_key
         );
         assert_eq!(

@@ -92,7 +92,11 @@ impl PasswordHasher {
     /// Verifies `password` against `hash`, or against the dummy hash when `hash` is `None`
     /// (unknown user) so that both take the same time; the latter always answers `false`.
     /// An unparsable stored hash counts as a mismatch (and is logged).
-    pub async fn verify(&self, hash: Option<String>, password: &Password) -> Result<bool, CoreError> {
+    pub async fn verify(
+        &self,
+        hash: Option<String>,
+        password: &Password,
+    ) -> Result<bool, CoreError> {
         let inner = self.inner.clone();
         let password = password.clone();
         self.run(move || {
@@ -123,12 +127,15 @@ impl PasswordHasher {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CoreError> {
         let limits = self.inner.limits;
-        let permit = tokio::time::timeout(limits.queue_timeout, self.inner.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| CoreError::Overloaded {
-                retry_after: Duration::from_secs(1),
-            })?
-            .map_err(|_| CoreError::Internal("hashing slots closed".into()))?;
+        let permit = tokio::time::timeout(
+            limits.queue_timeout,
+            self.inner.slots.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| CoreError::Overloaded {
+            retry_after: Duration::from_secs(1),
+        })?
+        .map_err(|_| CoreError::Internal("hashing slots closed".into()))?;
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -142,7 +149,9 @@ impl PasswordHasher {
 
 fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::encode_b64(&random_bytes::<16>())?;
-    Ok(argon2.hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(argon2
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Rules a new password must meet.
@@ -186,7 +195,9 @@ impl PasswordPolicy {
                 .split_once('@')
                 .is_some_and(|(local, _)| lowered == local);
         if same_as_email {
-            return Err(CoreError::WeakPassword("must not be the email address".into()));
+            return Err(CoreError::WeakPassword(
+                "must not be the email address".into(),
+            ));
         }
         if username.is_some_and(|u| lowered == u.normalized()) {
             return Err(CoreError::WeakPassword("must not be the username".into()));
@@ -250,7 +261,12 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, CoreError::Overloaded { .. }), "{err:?}");
         drop(held);
-        assert!(hasher.hash(&Password::new("password123".into())).await.is_ok());
+        assert!(
+            hasher
+                .hash(&Password::new("password123".into()))
+                .await
+                .is_ok()
+        );
     }
 
     #[test]
@@ -266,15 +282,33 @@ mod tests {
         ];
         for (pw, why) in cases {
             let r = policy.check(&Password::new(pw.into()), &email, Some(&user));
-            assert!(matches!(r, Err(CoreError::WeakPassword(_))), "{pw:?}: {why}");
+            assert!(
+                matches!(r, Err(CoreError::WeakPassword(_))),
+                "{pw:?}: {why}"
+            );
         }
         let long_name = Username::parse("alice_smith_long").unwrap();
-        let r = policy.check(&Password::new("ALICE_SMITH_LONG".into()), &email, Some(&long_name));
+        let r = policy.check(
+            &Password::new("ALICE_SMITH_LONG".into()),
+            &email,
+            Some(&long_name),
+        );
         assert!(matches!(r, Err(CoreError::WeakPassword(_))), "the username");
         let r = policy.check(&Password::new("x".repeat(1025)), &email, None);
-        assert!(matches!(r, Err(CoreError::WeakPassword(_))), "over 1024 bytes");
+        assert!(
+            matches!(r, Err(CoreError::WeakPassword(_))),
+            "over 1024 bytes"
+        );
         // Eight multi-byte characters are eight characters.
-        assert!(policy.check(&Password::new("ééééééééé".into()), &email, None).is_ok());
-        assert!(policy.check(&Password::new("correct horse".into()), &email, Some(&user)).is_ok());
+        assert!(
+            policy
+                .check(&Password::new("ééééééééé".into()), &email, None)
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&Password::new("correct horse".into()), &email, Some(&user))
+                .is_ok()
+        );
     }
 }

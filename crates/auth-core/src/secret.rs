@@ -58,7 +58,13 @@ impl Sealer {
         let mut out = nonce_bytes.to_vec();
         let ct = self
             .cipher
-            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: plaintext, aad })
+            .encrypt(
+                &Nonce::from(nonce_bytes),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("ChaCha20-Poly1305 encryption of a short message cannot fail");
         out.extend_from_slice(&ct);
         out
@@ -85,10 +91,21 @@ mod tests {
     fn sealed_data_opens_only_with_the_same_secret_purpose_and_aad() {
         let sealer = Sealer::derive(b"master secret", "signing-key");
         let sealed = sealer.seal(b"private", b"kid-1");
-        assert_eq!(sealer.open(&sealed, b"kid-1").as_deref(), Some(&b"private"[..]));
+        assert_eq!(
+            sealer.open(&sealed, b"kid-1").as_deref(),
+            Some(&b"private"[..])
+        );
         assert!(sealer.open(&sealed, b"kid-2").is_none());
-        assert!(Sealer::derive(b"other", "signing-key").open(&sealed, b"kid-1").is_none());
-        assert!(Sealer::derive(b"master secret", "other").open(&sealed, b"kid-1").is_none());
+        assert!(
+            Sealer::derive(b"other", "signing-key")
+                .open(&sealed, b"kid-1")
+                .is_none()
+        );
+        assert!(
+            Sealer::derive(b"master secret", "other")
+                .open(&sealed, b"kid-1")
+                .is_none()
+        );
         assert!(sealer.open(&sealed[..10], b"kid-1").is_none());
     }
 

@@ -82,14 +82,18 @@ impl Credentials {
         tenant: Option<&str>,
     ) -> Result<Self, CoreError> {
         let name = match (email, username) {
-            (Some(e), _) => LoginName::Email(Email::parse(e).map_err(|m| CoreError::invalid("email", m))?),
+            (Some(e), _) => {
+                LoginName::Email(Email::parse(e).map_err(|m| CoreError::invalid("email", m))?)
+            }
             (None, Some(u)) if u.contains('@') => {
                 LoginName::Email(Email::parse(u).map_err(|m| CoreError::invalid("username", m))?)
             }
-            (None, Some(u)) => {
-                LoginName::Username(Username::parse(u).map_err(|m| CoreError::invalid("username", m))?)
+            (None, Some(u)) => LoginName::Username(
+                Username::parse(u).map_err(|m| CoreError::invalid("username", m))?,
+            ),
+            (None, None) => {
+                return Err(CoreError::invalid("email", "email or username is required"));
             }
-            (None, None) => return Err(CoreError::invalid("email", "email or username is required")),
         };
         let tenant = match tenant {
             Some(t) => TenantId::parse(t).map_err(|m| CoreError::invalid("tenant", m))?,
@@ -116,7 +120,12 @@ pub struct AuthService<R> {
 }
 
 impl<R: UserRepository> AuthService<R> {
-    pub fn new(users: R, hasher: PasswordHasher, policy: PasswordPolicy, tokens: Arc<TokenService>) -> Self {
+    pub fn new(
+        users: R,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+        tokens: Arc<TokenService>,
+    ) -> Self {
         Self {
             users,
             hasher,
@@ -136,7 +145,8 @@ impl<R: UserRepository> AuthService<R> {
     /// Creates an account after checking the password policy.
     #[instrument(skip_all, err(level = "info"), fields(tenant = %reg.tenant.as_str()))]
     pub async fn register(&self, reg: Registration) -> Result<User, CoreError> {
-        self.policy.check(&reg.password, &reg.email, reg.username.as_ref())?;
+        self.policy
+            .check(&reg.password, &reg.email, reg.username.as_ref())?;
         let password_hash = self.hasher.hash(&reg.password).await?;
         let user = NewUser {
             id: Uuid::now_v7(),
@@ -161,7 +171,10 @@ impl<R: UserRepository> AuthService<R> {
     /// reported only once its password checked out.
     #[instrument(skip_all, err(level = "info"), fields(tenant = %creds.tenant.as_str(), user_id))]
     pub async fn login(&self, creds: Credentials) -> Result<(User, AccessToken), CoreError> {
-        let found = self.users.find_credentials(&creds.tenant, &creds.name).await?;
+        let found = self
+            .users
+            .find_credentials(&creds.tenant, &creds.name)
+            .await?;
         let (user, hash) = match found {
             Some(c) => (Some(c.user), Some(c.password_hash)),
             None => (None, None),
@@ -185,13 +198,16 @@ impl<R: UserRepository> AuthService<R> {
 
     /// Verifies a bearer token.
     pub fn authenticate(&self, token: &str) -> Result<AccessClaims, CoreError> {
-        self.tokens.verify(token, now_unix()).map_err(CoreError::Token)
+        self.tokens
+            .verify(token, now_unix())
+            .map_err(CoreError::Token)
     }
 
     /// The account a verified token belongs to.
     #[instrument(skip_all, err(level = "info"), fields(user_id = %claims.sub))]
     pub async fn current_user(&self, claims: &AccessClaims) -> Result<User, CoreError> {
-        let id = Uuid::parse_str(&claims.sub).map_err(|_| CoreError::Token(TokenRejection::Claims))?;
+        let id =
+            Uuid::parse_str(&claims.sub).map_err(|_| CoreError::Token(TokenRejection::Claims))?;
         let user = self
             .users
             .get_user(id)

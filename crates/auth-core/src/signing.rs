@@ -10,8 +10,12 @@ use crate::{CoreError, now_unix};
 
 /// How tokens are signed.
 pub enum SigningMode<'a> {
-    EdDSA { master_key: Option<&'a SecretString> },
-    HS256 { secret: &'a SecretString },
+    EdDSA {
+        master_key: Option<&'a SecretString>,
+    },
+    HS256 {
+        secret: &'a SecretString,
+    },
 }
 
 impl SigningMode<'_> {
@@ -30,7 +34,9 @@ pub async fn start_token_service<R: KeyRepository>(
     mode: SigningMode<'_>,
 ) -> Result<TokenService, CoreError> {
     let master_key = match mode {
-        SigningMode::HS256 { secret } => return Ok(TokenService::with_shared_secret(settings, secret)),
+        SigningMode::HS256 { secret } => {
+            return Ok(TokenService::with_shared_secret(settings, secret));
+        }
         SigningMode::EdDSA { master_key } => master_key,
     };
     let vault = KeyVault::new(master_key.map(|k| k.expose_secret().as_bytes()));

@@ -145,7 +145,11 @@ impl TokenService {
     }
 
     /// Replaces the key ring (EdDSA mode): the `active` key signs, every published key verifies.
-    pub fn install_keys(&self, keys: &[StoredKey], vault: KeyVault<'_>) -> Result<(), KeyVaultError> {
+    pub fn install_keys(
+        &self,
+        keys: &[StoredKey],
+        vault: KeyVault<'_>,
+    ) -> Result<(), KeyVaultError> {
         let ring = build_ring(keys, vault)?;
         *self.ring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
         Ok(())
@@ -220,7 +224,10 @@ impl TokenService {
         let ring = self.current();
         let key = match self.algorithm {
             JwtAlgorithm::HS256 => ring.shared.as_ref(),
-            JwtAlgorithm::EdDSA => header.kid.as_deref().and_then(|kid| ring.verifying.get(kid)),
+            JwtAlgorithm::EdDSA => header
+                .kid
+                .as_deref()
+                .and_then(|kid| ring.verifying.get(kid)),
         }
         .ok_or(TokenRejection::UnknownKey)?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
@@ -252,10 +259,16 @@ fn build_ring(keys: &[StoredKey], vault: KeyVault<'_>) -> Result<KeyRing, KeyVau
     let mut signing = None;
     let mut verifying = HashMap::new();
     let mut jwks = JwkSet::default();
-    for key in keys.iter().filter(|k| k.state.is_published() && k.algorithm == "EdDSA") {
+    for key in keys
+        .iter()
+        .filter(|k| k.state.is_published() && k.algorithm == "EdDSA")
+    {
         if key.state == crate::keys::KeyState::Active {
             let seed = vault.open(key)?;
-            signing = Some((Some(key.kid.clone()), EncodingKey::from_ed_der(&ed25519_pkcs8(&seed))));
+            signing = Some((
+                Some(key.kid.clone()),
+                EncodingKey::from_ed_der(&ed25519_pkcs8(&seed)),
+            ));
         }
         verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&key.public_key));
         jwks.keys.push(Jwk {
@@ -333,7 +346,10 @@ mod tests {
 
         let (other, _) = eddsa();
         let foreign = other.mint(&user(), None, now).unwrap();
-        assert_eq!(svc.verify(&foreign.token, now), Err(TokenRejection::UnknownKey));
+        assert_eq!(
+            svc.verify(&foreign.token, now),
+            Err(TokenRejection::UnknownKey)
+        );
 
         let vault = KeyVault::new(None);
         let key = vault.generate(KeyState::Active, 0);

@@ -115,7 +115,11 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_wire_names() {
-        for code in [ErrorCode::InvalidCredentials, ErrorCode::WeakPassword, ErrorCode::Internal] {
+        for code in [
+            ErrorCode::InvalidCredentials,
+            ErrorCode::WeakPassword,
+            ErrorCode::Internal,
+        ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
         }

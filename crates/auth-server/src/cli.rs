@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "auth-service", version, about = "Authentication and identity service")]
+#[command(
+    name = "auth-service",
+    version,
+    about = "Authentication and identity service"
+)]
 pub struct Cli {
     /// TOML configuration file (also AUTH_CONFIG); environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]

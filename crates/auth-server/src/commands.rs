@@ -87,7 +87,12 @@ pub async fn create_user(
     state.store.close().await;
     match result {
         Ok(user) => {
-            println!("created user {} ({}) with roles {}", user.id, user.email, user.roles.join(", "));
+            println!(
+                "created user {} ({}) with roles {}",
+                user.id,
+                user.email,
+                user.roles.join(", ")
+            );
             ExitCode::SUCCESS
         }
         Err(e) => report(e),

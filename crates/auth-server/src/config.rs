@@ -49,27 +49,105 @@ const fn secret(key: &'static str, env: &'static [&'static str], help: &'static 
 
 /// Every setting the service reads. The README's configuration table mirrors this list.
 pub const SETTINGS: &[Setting] = &[
-    setting("bind", &["AUTH_BIND"], Some("127.0.0.1"), "address to listen on"),
-    setting("port", &["PORT", "AUTH_PORT"], Some("8080"), "TCP port (0 picks a free one)"),
+    setting(
+        "bind",
+        &["AUTH_BIND"],
+        Some("127.0.0.1"),
+        "address to listen on",
+    ),
+    setting(
+        "port",
+        &["PORT", "AUTH_PORT"],
+        Some("8080"),
+        "TCP port (0 picks a free one)",
+    ),
     secret(
         "database_url",
         &["DATABASE_URL", "DATABASE_URI"],
         "sqlite://... or postgres://... (default sqlite://data/auth.db)",
     ),
-    setting("database_max_connections", &["AUTH_DATABASE_MAX_CONNECTIONS"], Some("10"), "connection pool size"),
-    setting("issuer", &["AUTH_ISSUER"], None, "`iss` of issued tokens (default http://BIND:PORT)"),
-    setting("audience", &["AUTH_AUDIENCE"], Some("api"), "`aud` of issued tokens"),
-    setting("jwt_algorithm", &["JWT_ALGORITHM"], Some("EdDSA"), "EdDSA (keys in the database, JWKS) or HS256"),
-    secret("jwt_secret_key", &["JWT_SECRET_KEY"], "HS256 shared secret, at least 32 bytes"),
-    setting("jwt_expire_minutes", &["JWT_EXPIRE_MINUTES"], Some("15"), "access-token lifetime in minutes"),
-    secret("master_key", &["AUTH_MASTER_KEY"], "encrypts private signing keys at rest (at least 32 bytes)"),
-    setting("log_format", &["LOG_FORMAT"], Some("pretty"), "pretty or json"),
-    setting("argon2_memory_kib", &["AUTH_ARGON2_MEMORY_KIB"], Some("19456"), "Argon2id memory cost"),
-    setting("argon2_iterations", &["AUTH_ARGON2_ITERATIONS"], Some("2"), "Argon2id time cost"),
-    setting("argon2_parallelism", &["AUTH_ARGON2_PARALLELISM"], Some("1"), "Argon2id lanes"),
-    setting("hash_max_in_flight", &["AUTH_HASH_MAX_IN_FLIGHT"], None, "password hashes run at once (default: CPU cores)"),
-    setting("hash_queue_timeout_ms", &["AUTH_HASH_QUEUE_TIMEOUT_MS"], Some("1000"), "wait for a hashing slot before answering 503"),
-    setting("password_min_length", &["AUTH_PASSWORD_MIN_LENGTH"], Some("8"), "minimum password length in characters"),
+    setting(
+        "database_max_connections",
+        &["AUTH_DATABASE_MAX_CONNECTIONS"],
+        Some("10"),
+        "connection pool size",
+    ),
+    setting(
+        "issuer",
+        &["AUTH_ISSUER"],
+        None,
+        "`iss` of issued tokens (default http://BIND:PORT)",
+    ),
+    setting(
+        "audience",
+        &["AUTH_AUDIENCE"],
+        Some("api"),
+        "`aud` of issued tokens",
+    ),
+    setting(
+        "jwt_algorithm",
+        &["JWT_ALGORITHM"],
+        Some("EdDSA"),
+        "EdDSA (keys in the database, JWKS) or HS256",
+    ),
+    secret(
+        "jwt_secret_key",
+        &["JWT_SECRET_KEY"],
+        "HS256 shared secret, at least 32 bytes",
+    ),
+    setting(
+        "jwt_expire_minutes",
+        &["JWT_EXPIRE_MINUTES"],
+        Some("15"),
+        "access-token lifetime in minutes",
+    ),
+    secret(
+        "master_key",
+        &["AUTH_MASTER_KEY"],
+        "encrypts private signing keys at rest (at least 32 bytes)",
+    ),
+    setting(
+        "log_format",
+        &["LOG_FORMAT"],
+        Some("pretty"),
+        "pretty or json",
+    ),
+    setting(
+        "argon2_memory_kib",
+        &["AUTH_ARGON2_MEMORY_KIB"],
+        Some("19456"),
+        "Argon2id memory cost",
+    ),
+    setting(
+        "argon2_iterations",
+        &["AUTH_ARGON2_ITERATIONS"],
+        Some("2"),
+        "Argon2id time cost",
+    ),
+    setting(
+        "argon2_parallelism",
+        &["AUTH_ARGON2_PARALLELISM"],
+        Some("1"),
+        "Argon2id lanes",
+    ),
+    setting(
+        "hash_max_in_flight",
+        &["AUTH_HASH_MAX_IN_FLIGHT"],
+        None,
+        "password hashes run at once (default: CPU cores)",
+    ),
+    setting(
+        "hash_queue_timeout_ms",
+        &["AUTH_HASH_QUEUE_TIMEOUT_MS"],
+        Some("1000"),
+        "wait for a hashing slot before answering 503",
+    ),
+    setting(
+        "password_min_length",
+        &["AUTH_PASSWORD_MIN_LENGTH"],
+        Some("8"),
+        "minimum password length in characters",
+    ),
 ];
 
 /// Environment variables that are not settings but are understood.
@@ -117,7 +195,11 @@ pub struct RawConfig {
 
 impl RawConfig {
     /// Reads the file (if any) and the environment through `env`.
-    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>, env_names: &[String]) -> Result<Self, Vec<String>> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        env_names: &[String],
+    ) -> Result<Self, Vec<String>> {
         let file_values = match file {
             Some(path) => read_file(path)?,
             None => BTreeMap::new(),
@@ -138,7 +220,10 @@ impl RawConfig {
         let warnings = env_names
             .iter()
             .filter(|n| n.starts_with("AUTH_"))
-            .filter(|n| !OTHER_ENV.contains(&n.as_str()) && !SETTINGS.iter().any(|s| s.env.contains(&n.as_str())))
+            .filter(|n| {
+                !OTHER_ENV.contains(&n.as_str())
+                    && !SETTINGS.iter().any(|s| s.env.contains(&n.as_str()))
+            })
             .map(|n| format!("unknown environment variable {n} is ignored"))
             .collect();
         Ok(Self { values, warnings })
@@ -166,7 +251,9 @@ impl RawConfig {
                 Some((v, src)) if s.key == "database_url" => (format!("{:?}", redact_url(v)), *src),
                 Some((_, src)) if s.secret => ("\"[redacted]\"".to_owned(), *src),
                 Some((v, src)) => (format!("{v:?}"), *src),
-                None if s.key == "database_url" => (format!("{DEFAULT_DATABASE_URL:?}"), Source::Default),
+                None if s.key == "database_url" => {
+                    (format!("{DEFAULT_DATABASE_URL:?}"), Source::Default)
+                }
                 None => ("(unset)".to_owned(), Source::Default),
             };
             let source = match source {
@@ -184,11 +271,15 @@ impl RawConfig {
         let mut p = Problems(Vec::new());
         let bind: Option<IpAddr> = p.parse(self, "bind");
         let port: Option<u16> = p.parse(self, "port");
-        let database_url = self.get("database_url").unwrap_or(DEFAULT_DATABASE_URL).to_owned();
+        let database_url = self
+            .get("database_url")
+            .unwrap_or(DEFAULT_DATABASE_URL)
+            .to_owned();
         if auth_store::Backend::from_url(&database_url).is_none() {
             p.0.push("database_url (DATABASE_URL): must start with sqlite: or postgres://".into());
         }
-        let database_max_connections: Option<u32> = p.parse_range(self, "database_max_connections", 1, 1000);
+        let database_max_connections: Option<u32> =
+            p.parse_range(self, "database_max_connections", 1, 1000);
         let audience = self.get("audience").unwrap_or_default().to_owned();
         if audience.is_empty() {
             p.0.push("audience (AUTH_AUDIENCE): must not be empty".into());
@@ -197,30 +288,43 @@ impl RawConfig {
             Some("EdDSA") => Some(JwtAlgorithm::EdDSA),
             Some("HS256") => Some(JwtAlgorithm::HS256),
             other => {
-                p.0.push(format!("jwt_algorithm (JWT_ALGORITHM): must be EdDSA or HS256, not {other:?}"));
+                p.0.push(format!(
+                    "jwt_algorithm (JWT_ALGORITHM): must be EdDSA or HS256, not {other:?}"
+                ));
                 None
             }
         };
-        let jwt_secret = self.get("jwt_secret_key").map(|s| SecretString::from(s.to_owned()));
+        let jwt_secret = self
+            .get("jwt_secret_key")
+            .map(|s| SecretString::from(s.to_owned()));
         if jwt_algorithm == Some(JwtAlgorithm::HS256) {
             match &jwt_secret {
-                None => p.0.push("jwt_secret_key (JWT_SECRET_KEY): required when JWT_ALGORITHM=HS256".into()),
-                Some(s) if s.expose_secret().len() < 32 => p.0.push(
-                    "jwt_secret_key (JWT_SECRET_KEY): must be at least 32 bytes".into(),
+                None => p.0.push(
+                    "jwt_secret_key (JWT_SECRET_KEY): required when JWT_ALGORITHM=HS256".into(),
                 ),
+                Some(s) if s.expose_secret().len() < 32 => {
+                    p.0.push("jwt_secret_key (JWT_SECRET_KEY): must be at least 32 bytes".into())
+                }
                 Some(_) => {}
             }
         }
         let ttl_minutes: Option<u64> = p.parse_range(self, "jwt_expire_minutes", 1, 24 * 60);
-        let master_key = self.get("master_key").map(|s| SecretString::from(s.to_owned()));
-        if master_key.as_ref().is_some_and(|k| k.expose_secret().len() < 32) {
+        let master_key = self
+            .get("master_key")
+            .map(|s| SecretString::from(s.to_owned()));
+        if master_key
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().len() < 32)
+        {
             p.0.push("master_key (AUTH_MASTER_KEY): must be at least 32 bytes".into());
         }
         let log_format = match self.get("log_format") {
             Some("pretty") => Some(LogFormat::Pretty),
             Some("json") => Some(LogFormat::Json),
             other => {
-                p.0.push(format!("log_format (LOG_FORMAT): must be pretty or json, not {other:?}"));
+                p.0.push(format!(
+                    "log_format (LOG_FORMAT): must be pretty or json, not {other:?}"
+                ));
                 None
             }
         };
@@ -229,10 +333,9 @@ impl RawConfig {
             iterations: p.parse(self, "argon2_iterations").unwrap_or(0),
             parallelism: p.parse(self, "argon2_parallelism").unwrap_or(0),
         };
-        if p.0.iter().all(|m| !m.starts_with("argon2")) {
-            if let Err(e) = argon2.params() {
-                p.0.push(format!("argon2_*: {e}"));
-            }
+        let argon2_read = p.0.iter().all(|m| !m.starts_with("argon2"));
+        if let (true, Err(e)) = (argon2_read, argon2.params()) {
+            p.0.push(format!("argon2_*: {e}"));
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let max_in_flight = match self.get("hash_max_in_flight") {
@@ -245,7 +348,10 @@ impl RawConfig {
         if !p.0.is_empty() {
             return Err(p.0);
         }
-        let (bind, port) = (bind.unwrap_or(IpAddr::from([127, 0, 0, 1])), port.unwrap_or(8080));
+        let (bind, port) = (
+            bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            port.unwrap_or(8080),
+        );
         let issuer = self
             .get("issuer")
             .map(str::to_owned)
@@ -308,7 +414,8 @@ impl Problems {
         match value.trim().parse() {
             Ok(v) => Some(v),
             Err(_) => {
-                self.0.push(format!("{}: cannot read {value:?}", Self::label(key)));
+                self.0
+                    .push(format!("{}: cannot read {value:?}", Self::label(key)));
                 None
             }
         }
@@ -323,7 +430,10 @@ impl Problems {
     ) -> Option<T> {
         let v = self.parse::<T>(raw, key)?;
         if v < min || v > max {
-            self.0.push(format!("{}: must be between {min} and {max}", Self::label(key)));
+            self.0.push(format!(
+                "{}: must be between {min} and {max}",
+                Self::label(key)
+            ));
             return None;
         }
         Some(v)
@@ -341,7 +451,10 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, Vec<String>> {
     let mut problems = Vec::new();
     for (key, value) in table {
         if !SETTINGS.iter().any(|s| s.key == key) {
-            problems.push(format!("config file {}: unknown key {key:?}", path.display()));
+            problems.push(format!(
+                "config file {}: unknown key {key:?}",
+                path.display()
+            ));
             continue;
         }
         let text = match value {
@@ -349,13 +462,21 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, Vec<String>> {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             other => {
-                problems.push(format!("config file {}: {key} has an unsupported type ({})", path.display(), other.type_str()));
+                problems.push(format!(
+                    "config file {}: {key} has an unsupported type ({})",
+                    path.display(),
+                    other.type_str()
+                ));
                 continue;
             }
         };
         values.insert(key, text);
     }
-    if problems.is_empty() { Ok(values) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]

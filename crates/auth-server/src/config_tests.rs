@@ -3,7 +3,10 @@ use std::collections::HashMap;
 use super::*;
 
 fn load(vars: &[(&str, &str)]) -> RawConfig {
-    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let names: Vec<String> = map.keys().cloned().collect();
     RawConfig::load(None, &|n| map.get(n).cloned(), &names).unwrap()
 }
@@ -31,7 +34,10 @@ fn the_old_services_variable_names_work() {
     ])
     .validate()
     .unwrap();
-    assert_eq!(config.database_url.expose_secret(), "postgres://u@localhost/db");
+    assert_eq!(
+        config.database_url.expose_secret(),
+        "postgres://u@localhost/db"
+    );
     assert_eq!(config.port, 9000);
     assert_eq!(config.jwt_algorithm, JwtAlgorithm::HS256);
     assert_eq!(config.tokens.access_ttl, Duration::from_secs(3600));
@@ -41,14 +47,29 @@ fn the_old_services_variable_names_work() {
 fn every_problem_is_reported_on_its_own_line() {
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[("JWT_ALGORITHM", "HS256")], "JWT_SECRET_KEY): required"),
-        (&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET_KEY", "short")], "at least 32 bytes"),
+        (
+            &[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET_KEY", "short")],
+            "at least 32 bytes",
+        ),
         (&[("JWT_ALGORITHM", "RS256")], "must be EdDSA or HS256"),
-        (&[("PORT", "eighty")], "port (PORT / AUTH_PORT): cannot read"),
-        (&[("DATABASE_URL", "mysql://x")], "must start with sqlite: or postgres://"),
+        (
+            &[("PORT", "eighty")],
+            "port (PORT / AUTH_PORT): cannot read",
+        ),
+        (
+            &[("DATABASE_URL", "mysql://x")],
+            "must start with sqlite: or postgres://",
+        ),
         (&[("JWT_EXPIRE_MINUTES", "0")], "must be between 1 and 1440"),
-        (&[("AUTH_MASTER_KEY", "short")], "AUTH_MASTER_KEY): must be at least 32 bytes"),
+        (
+            &[("AUTH_MASTER_KEY", "short")],
+            "AUTH_MASTER_KEY): must be at least 32 bytes",
+        ),
         (&[("LOG_FORMAT", "xml")], "must be pretty or json"),
-        (&[("AUTH_ARGON2_MEMORY_KIB", "1")], "invalid Argon2 parameters"),
+        (
+            &[("AUTH_ARGON2_MEMORY_KIB", "1")],
+            "invalid Argon2 parameters",
+        ),
     ];
     for (vars, expected) in cases {
         let problems = load(vars).validate().unwrap_err();
@@ -57,14 +78,23 @@ fn every_problem_is_reported_on_its_own_line() {
             "{vars:?}: expected {expected:?} in {problems:?}"
         );
     }
-    let both = load(&[("PORT", "x"), ("LOG_FORMAT", "xml")]).validate().unwrap_err();
+    let both = load(&[("PORT", "x"), ("LOG_FORMAT", "xml")])
+        .validate()
+        .unwrap_err();
     assert_eq!(both.len(), 2, "{both:?}");
 }
 
 #[test]
 fn unknown_auth_variables_are_warned_about() {
-    let raw = load(&[("AUTH_ISSUR", "typo"), ("AUTH_CONFIG", "x"), ("HOME", "/root")]);
-    assert_eq!(raw.warnings, vec!["unknown environment variable AUTH_ISSUR is ignored"]);
+    let raw = load(&[
+        ("AUTH_ISSUR", "typo"),
+        ("AUTH_CONFIG", "x"),
+        ("HOME", "/root"),
+    ]);
+    assert_eq!(
+        raw.warnings,
+        vec!["unknown environment variable AUTH_ISSUR is ignored"]
+    );
 }
 
 #[test]
@@ -76,7 +106,10 @@ fn describe_redacts_secrets_and_names_sources() {
     let text = raw.describe();
     assert!(!text.contains("super-secret"), "{text}");
     assert!(!text.contains("pw@"), "{text}");
-    assert!(text.contains("jwt_secret_key = \"[redacted]\"  # from JWT_SECRET_KEY"), "{text}");
+    assert!(
+        text.contains("jwt_secret_key = \"[redacted]\"  # from JWT_SECRET_KEY"),
+        "{text}"
+    );
     assert!(text.contains("port = \"8080\"  # default"), "{text}");
 }
 
@@ -85,9 +118,16 @@ fn a_toml_file_is_read_and_the_environment_wins_over_it() {
     let dir = std::env::temp_dir().join(format!("auth-config-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("auth.toml");
-    std::fs::write(&path, "port = 7000\naudience = \"orders\"\njwt_expire_minutes = 5\n").unwrap();
+    std::fs::write(
+        &path,
+        "port = 7000\naudience = \"orders\"\njwt_expire_minutes = 5\n",
+    )
+    .unwrap();
     let env = |n: &str| (n == "PORT").then(|| "7001".to_owned());
-    let config = RawConfig::load(Some(&path), &env, &[]).unwrap().validate().unwrap();
+    let config = RawConfig::load(Some(&path), &env, &[])
+        .unwrap()
+        .validate()
+        .unwrap();
     assert_eq!(config.port, 7001);
     assert_eq!(config.tokens.audience, "orders");
     assert_eq!(config.tokens.access_ttl, Duration::from_secs(300));
@@ -100,7 +140,13 @@ fn a_toml_file_is_read_and_the_environment_wins_over_it() {
 
 #[test]
 fn database_passwords_are_redacted() {
-    assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:[redacted]@h:5432/db");
-    assert_eq!(redact_url("postgres://u@h/db"), "postgres://u:[redacted]@h/db");
+    assert_eq!(
+        redact_url("postgres://u:pw@h:5432/db"),
+        "postgres://u:[redacted]@h:5432/db"
+    );
+    assert_eq!(
+        redact_url("postgres://u@h/db"),
+        "postgres://u:[redacted]@h/db"
+    );
     assert_eq!(redact_url("sqlite://data/auth.db"), "sqlite://data/auth.db");
 }

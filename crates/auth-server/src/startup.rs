@@ -72,8 +72,14 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     let tokens = start_token_service(&store, config.tokens.clone(), mode)
         .await
         .map_err(StartupError::Keys)?;
-    let hasher = PasswordHasher::new(config.argon2, config.hashing).map_err(StartupError::Hashing)?;
-    let auth = AuthService::new(store.clone(), hasher, config.password_policy, Arc::new(tokens));
+    let hasher =
+        PasswordHasher::new(config.argon2, config.hashing).map_err(StartupError::Hashing)?;
+    let auth = AuthService::new(
+        store.clone(),
+        hasher,
+        config.password_policy,
+        Arc::new(tokens),
+    );
     Ok(AppState {
         auth: Arc::new(auth),
         store,
@@ -98,7 +104,9 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn port(&self) -> u16 {

@@ -8,19 +8,20 @@ use sqlx::error::ErrorKind;
 pub fn map_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Database(db) => {
-            let what = format!(
-                "{} {}",
-                db.constraint().unwrap_or_default(),
-                db.message()
-            );
+            let what = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
             match db.kind() {
                 ErrorKind::UniqueViolation if what.contains("email") => StoreError::DuplicateEmail,
-                ErrorKind::UniqueViolation if what.contains("username") => StoreError::DuplicateUsername,
+                ErrorKind::UniqueViolation if what.contains("username") => {
+                    StoreError::DuplicateUsername
+                }
                 ErrorKind::UniqueViolation => StoreError::Conflict(what),
                 ErrorKind::ForeignKeyViolation => StoreError::MissingReference(what),
                 // PostgreSQL classes 08 (connection exception) and 57 (operator intervention,
                 // e.g. the server shutting down) mean the database is away, not the query wrong.
-                _ if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57")) => {
+                _ if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57")) =>
+                {
                     StoreError::Unavailable(Box::new(sqlx::Error::Database(db)))
                 }
                 _ => StoreError::Other(Box::new(sqlx::Error::Database(db))),

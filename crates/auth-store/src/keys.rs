@@ -24,8 +24,9 @@ impl TryFrom<KeyRow> for StoredKey {
     type Error = StoreError;
 
     fn try_from(row: KeyRow) -> Result<Self, StoreError> {
-        let state = KeyState::parse(&row.state)
-            .ok_or_else(|| StoreError::Other(format!("unknown key state {:?}", row.state).into()))?;
+        let state = KeyState::parse(&row.state).ok_or_else(|| {
+            StoreError::Other(format!("unknown key state {:?}", row.state).into())
+        })?;
         Ok(StoredKey {
             kid: row.kid,
             algorithm: row.algorithm,

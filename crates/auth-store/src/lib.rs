@@ -70,8 +70,9 @@ impl Store {
     /// in WAL mode with foreign keys enforced and a busy timeout.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = Backend::from_url(url)
-            .ok_or_else(|| StoreError::Other("DATABASE_URL must start with sqlite: or postgres://".into()))?;
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            StoreError::Other("DATABASE_URL must start with sqlite: or postgres://".into())
+        })?;
         let url = match backend {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
@@ -128,10 +129,9 @@ impl Store {
 fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if !path.is_empty() && !path.starts_with(':') {
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        }
+    let parent = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent.filter(|_| !path.starts_with(':')) {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     }
     if query.split('&').any(|kv| kv.starts_with("mode=")) {
         Ok(url.to_owned())
@@ -144,7 +144,10 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
 
 impl HealthRepository for Store {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 }
@@ -155,19 +158,34 @@ mod tests {
 
     #[test]
     fn backends_are_recognized_by_scheme() {
-        assert_eq!(Backend::from_url("sqlite://data/auth.db"), Some(Backend::Sqlite));
-        assert_eq!(Backend::from_url("postgres://u@h/db"), Some(Backend::Postgres));
-        assert_eq!(Backend::from_url("postgresql://u@h/db"), Some(Backend::Postgres));
+        assert_eq!(
+            Backend::from_url("sqlite://data/auth.db"),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db"),
+            Some(Backend::Postgres)
+        );
         assert_eq!(Backend::from_url("mysql://u@h/db"), None);
     }
 
     #[test]
     fn sqlite_urls_create_the_file_unless_told_otherwise() {
-        assert_eq!(prepare_sqlite_url("sqlite::memory:").unwrap(), "sqlite::memory:?mode=rwc");
+        assert_eq!(
+            prepare_sqlite_url("sqlite::memory:").unwrap(),
+            "sqlite::memory:?mode=rwc"
+        );
         assert_eq!(
             prepare_sqlite_url("sqlite://x.db?cache=shared").unwrap(),
             "sqlite://x.db?cache=shared&mode=rwc"
         );
-        assert_eq!(prepare_sqlite_url("sqlite://x.db?mode=ro").unwrap(), "sqlite://x.db?mode=ro");
+        assert_eq!(
+            prepare_sqlite_url("sqlite://x.db?mode=ro").unwrap(),
+            "sqlite://x.db?mode=ro"
+        );
     }
 }

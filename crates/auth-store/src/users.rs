@@ -113,7 +113,8 @@ impl UserRepository for Store {
             LoginName::Email(e) => ("email_normalized", e.normalized()),
             LoginName::Username(u) => ("username_normalized", u.normalized()),
         };
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND {column} = $2");
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND {column} = $2");
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let row = sqlx::query_as::<Any, UserRow>(&sql)
             .bind(tenant.as_str())

@@ -27,7 +27,10 @@ pub const ALIASES: &[(&str, &str)] = &[("/auth/register", "/auth/signup")];
 pub fn user_body(user: auth_core::domain::User) -> User {
     let created_at = time::OffsetDateTime::from_unix_timestamp(user.created_at)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     User {
         id: user.id.to_string(),
@@ -62,7 +65,8 @@ pub async fn signup(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignupRequest>,
 ) -> Result<Response, ApiError> {
-    let registration = Registration::parse(&body.email, body.username.as_deref(), body.password, &[])?;
+    let registration =
+        Registration::parse(&body.email, body.username.as_deref(), body.password, &[])?;
     let user = state.auth.register(registration).await?;
     Ok((StatusCode::CREATED, Json(user_body(user))).into_response())
 }
@@ -107,7 +111,10 @@ pub async fn login(
         (status = 401, description = "`token_invalid` or `token_expired`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn me(State(state): State<AppState>, Authenticated(claims): Authenticated) -> Result<Response, ApiError> {
+pub async fn me(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Response, ApiError> {
     let user = state.auth.current_user(&claims).await?;
     Ok(no_store(Json(user_body(user)).into_response()))
 }

@@ -16,7 +16,7 @@ use super::request_id;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    problem: Problem,
+    problem: Box<Problem>,
     retry_after: Option<Duration>,
     /// `WWW-Authenticate` value of a 401.
     challenge: &'static str,
@@ -26,19 +26,19 @@ impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, title: &str) -> Self {
         Self {
             status,
-            problem: Problem::new(status.as_u16(), code, title),
+            problem: Box::new(Problem::new(status.as_u16(), code, title)),
             retry_after: None,
             challenge: "Bearer error=\"invalid_token\"",
         }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.problem = self.problem.with_detail(detail);
+        self.problem.detail = Some(detail.into());
         self
     }
 
     pub fn fields(mut self, errors: Vec<FieldError>) -> Self {
-        self.problem = self.problem.with_errors(errors);
+        self.problem.errors = errors;
         self
     }
 
@@ -54,33 +54,51 @@ impl ApiError {
     /// 503 for a dependency that is away; the cause goes to the log only.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "dependency unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "Service unavailable")
-            .retry_after(Duration::from_secs(1))
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "Service unavailable",
+        )
+        .retry_after(Duration::from_secs(1))
     }
 
     /// 500; the cause goes to the log only.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "Internal server error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "Internal server error",
+        )
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, "Validation failed")
-            .fields(errors)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ValidationFailed,
+            "Validation failed",
+        )
+        .fields(errors)
     }
 }
 
 fn token_error(rejection: TokenRejection) -> ApiError {
     tracing::info!(reason = %rejection, "bearer token refused");
     match rejection {
-        TokenRejection::Expired => {
-            ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired, "Token expired")
-        }
+        TokenRejection::Expired => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::TokenExpired,
+            "Token expired",
+        ),
         TokenRejection::Missing => ApiError {
             // RFC 6750 section 3.1: no error attribute when no credentials were sent.
             challenge: "Bearer",
-            ..ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid, "Authentication required")
-                .detail("send an access token as `Authorization: Bearer <token>`")
+            ..ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::TokenInvalid,
+                "Authentication required",
+            )
+            .detail("send an access token as `Authorization: Bearer <token>`")
         },
         TokenRejection::Malformed
         | TokenRejection::Algorithm
@@ -88,9 +106,11 @@ fn token_error(rejection: TokenRejection) -> ApiError {
         | TokenRejection::UnknownKey
         | TokenRejection::Signature
         | TokenRejection::Claims
-        | TokenRejection::Immature => {
-            ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid, "Invalid token")
-        }
+        | TokenRejection::Immature => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::TokenInvalid,
+            "Invalid token",
+        ),
     }
 }
 
@@ -99,11 +119,17 @@ impl From<CoreError> for ApiError {
         match e {
             CoreError::InvalidCredentials => ApiError {
                 challenge: "Bearer",
-                ..ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials, "Invalid credentials")
+                ..ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::InvalidCredentials,
+                    "Invalid credentials",
+                )
             },
-            CoreError::AccountDisabled => {
-                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::AccountDisabled, "Account disabled")
-            }
+            CoreError::AccountDisabled => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::AccountDisabled,
+                "Account disabled",
+            ),
             CoreError::Validation(fields) => ApiError::validation(
                 fields
                     .into_iter()
@@ -119,18 +145,26 @@ impl From<CoreError> for ApiError {
                 field: "password".into(),
                 message,
             }]),
-            CoreError::EmailTaken => {
-                ApiError::new(StatusCode::CONFLICT, ErrorCode::EmailTaken, "Email already registered")
-            }
-            CoreError::UsernameTaken => {
-                ApiError::new(StatusCode::CONFLICT, ErrorCode::UsernameTaken, "Username already taken")
-            }
+            CoreError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::EmailTaken,
+                "Email already registered",
+            ),
+            CoreError::UsernameTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::UsernameTaken,
+                "Username already taken",
+            ),
             CoreError::Token(rejection) => token_error(rejection),
-            CoreError::NotFound => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Not found"),
-            CoreError::Overloaded { retry_after } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "Too busy, retry shortly")
-                    .retry_after(retry_after)
+            CoreError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Not found")
             }
+            CoreError::Overloaded { retry_after } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "Too busy, retry shortly",
+            )
+            .retry_after(retry_after),
             CoreError::Store(e @ StoreError::Unavailable(_)) => ApiError::unavailable(&chain(&e)),
             CoreError::Store(
                 e @ (StoreError::DuplicateEmail
@@ -163,12 +197,21 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(self.challenge));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(self.challenge),
+            );
         }
         if let Some(after) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs().max(1)),
+            );
         }
         response
     }

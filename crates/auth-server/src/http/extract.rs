@@ -23,11 +23,22 @@ enum BodyKind {
 }
 
 fn body_kind(req: &Request) -> BodyKind {
-    let Some(ct) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return BodyKind::Other;
     };
-    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         BodyKind::Json
     } else if essence == "application/x-www-form-urlencoded" {
         BodyKind::Form
@@ -46,27 +57,49 @@ fn unsupported(expected: &str) -> ApiError {
 }
 
 async fn read_body(req: Request) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, &()).await.map_err(|e: BytesRejection| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "Body too large")
+    Bytes::from_request(req, &())
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::PayloadTooLarge,
+                    "Body too large",
+                )
                 .detail("request bodies are limited to 64 KiB")
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest, "Unreadable body")
-        }
-    })
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::MalformedRequest,
+                    "Unreadable body",
+                )
+            }
+        })
 }
 
 /// Parses JSON: syntax errors are 400, shape errors 422 naming the field.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest, "Malformed JSON")
-            .detail(format!("line {}, column {}: {}", e.line(), e.column(), e.classify_label()))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedRequest,
+            "Malformed JSON",
+        )
+        .detail(format!(
+            "line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            e.classify_label()
+        ))
     })?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
         // serde reports a missing field at its parent; name the field itself.
-        let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        let field = match message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
             Some(name) if path == "." => name.to_owned(),
             Some(name) => format!("{path}.{name}"),
             None => path,
@@ -115,17 +148,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOrForm<T> {
             BodyKind::Json => parse_json(&read_body(req).await?).map(JsonOrForm),
             BodyKind::Form => {
                 let bytes = read_body(req).await?;
-                serde_urlencoded::from_bytes(&bytes).map(JsonOrForm).map_err(|e| {
-                    let message = e.to_string();
-                    let field = message
-                        .strip_prefix("missing field `")
-                        .and_then(|m| m.split('`').next())
-                        .unwrap_or(".")
-                        .to_owned();
-                    ApiError::validation(vec![FieldError { field, message }])
-                })
+                serde_urlencoded::from_bytes(&bytes)
+                    .map(JsonOrForm)
+                    .map_err(|e| {
+                        let message = e.to_string();
+                        let field = message
+                            .strip_prefix("missing field `")
+                            .and_then(|m| m.split('`').next())
+                            .unwrap_or(".")
+                            .to_owned();
+                        ApiError::validation(vec![FieldError { field, message }])
+                    })
             }
-            BodyKind::Other => Err(unsupported("application/json or application/x-www-form-urlencoded")),
+            BodyKind::Other => Err(unsupported(
+                "application/json or application/x-www-form-urlencoded",
+            )),
         }
     }
 }

@@ -24,7 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn alive() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Liveness: the process answers.
@@ -49,7 +51,9 @@ pub async fn auth_health() -> Json<Health> {
     ))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Health { status: "ready".into() })),
+        Ok(Ok(())) => Ok(Json(Health {
+            status: "ready".into(),
+        })),
         Ok(Err(e)) => Err(ApiError::unavailable(&e)),
         Err(_) => Err(ApiError::unavailable(&"database ping timed out")),
     }

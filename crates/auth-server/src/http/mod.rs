@@ -46,7 +46,12 @@ impl Modify for BearerScheme {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -61,7 +66,9 @@ fn api() -> (Router<AppState>, OpenApiDoc) {
     for (alias, target) in auth::ALIASES {
         if let Some(item) = doc.paths.paths.get(*target).cloned() {
             router = router.route(alias, axum::routing::post(auth::signup));
-            doc.paths.paths.insert((*alias).to_owned(), alias_item(item));
+            doc.paths
+                .paths
+                .insert((*alias).to_owned(), alias_item(item));
         }
     }
     (router, doc)
@@ -69,7 +76,13 @@ fn api() -> (Router<AppState>, OpenApiDoc) {
 
 /// Gives the alias operation its own id so the document stays valid.
 fn alias_item(mut item: PathItem) -> PathItem {
-    for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch] {
+    for op in [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+    ] {
         if let Some(op) = op.as_mut() {
             op.operation_id = op.operation_id.take().map(|id| format!("{id}_alias"));
         }
@@ -87,8 +100,16 @@ fn document_docs_routes(doc: &mut OpenApiDoc) {
     use utoipa::openapi::path::{HttpMethod, OperationBuilder};
     use utoipa::openapi::response::ResponseBuilder;
     for (path, summary, id) in [
-        ("/openapi.json", "This OpenAPI 3.1 document", "openapi_document"),
-        ("/docs", "Interactive API documentation (Swagger UI, served from the binary)", "docs_page"),
+        (
+            "/openapi.json",
+            "This OpenAPI 3.1 document",
+            "openapi_document",
+        ),
+        (
+            "/docs",
+            "Interactive API documentation (Swagger UI, served from the binary)",
+            "docs_page",
+        ),
     ] {
         let op = OperationBuilder::new()
             .summary(Some(summary))
@@ -96,7 +117,9 @@ fn document_docs_routes(doc: &mut OpenApiDoc) {
             .tag("operations")
             .response("200", ResponseBuilder::new().description(summary).build())
             .build();
-        doc.paths.paths.insert(path.to_owned(), PathItem::new(HttpMethod::Get, op));
+        doc.paths
+            .paths
+            .insert(path.to_owned(), PathItem::new(HttpMethod::Get, op));
     }
 }
 
@@ -118,7 +141,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "Method not allowed")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        "Method not allowed",
+    )
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -33,7 +33,9 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         .and_then(accept)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let header = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
-    request.headers_mut().insert(X_REQUEST_ID.clone(), header.clone());
+    request
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), header.clone());
     let span = tracing::info_span!(
         "request",
         request_id = %id,

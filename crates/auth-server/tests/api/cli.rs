@@ -1,0 +1,198 @@
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestDb, base_env};
+
+const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
+
+/// The binary with the test settings and a fresh database; no inherited AUTH_* variables.
+fn command(db_url: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AUTH_")
+            || k.starts_with("JWT_")
+            || k.starts_with("DATABASE_")
+            || k == "PORT"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(base_env())
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+#[tokio::test]
+async fn config_check_prints_the_redacted_configuration_or_each_problem() {
+    let (_db, url) = TestDb::create().await;
+    let out = command(&url)
+        .args(["config", "check"])
+        .env("JWT_SECRET_KEY", "s3cr3t-value-of-more-than-32-bytes!!")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("jwt_secret_key = \"[redacted]\""), "{text}");
+    assert!(!text.contains("s3cr3t"));
+
+    let out = command(&url)
+        .args(["config", "check"])
+        .env("JWT_ALGORITHM", "HS256")
+        .env("JWT_SECRET_KEY", "short")
+        .env("PORT", "x")
+        .env("AUTH_TYPO", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error: ")).count(),
+        2,
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: unknown environment variable AUTH_TYPO"),
+        "{err}"
+    );
+    assert!(!err.contains("short"), "the secret is not echoed: {err}");
+
+    // serve refuses to start with the same problems, exit 2.
+    let out = command(&url)
+        .env("JWT_ALGORITHM", "HS256")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET_KEY): required"));
+}
+
+#[tokio::test]
+async fn openapi_prints_the_document() {
+    let out = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["paths"]["/auth/login"].is_object());
+}
+
+#[tokio::test]
+async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
+    let (_db, url) = TestDb::create().await;
+    let mut child = command(&url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"root password 1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("admin, user"));
+
+    let mut child = command(&url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "weak@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("weak password"));
+
+    let (server, addr) = start_server(&url);
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{addr}/auth/login"))
+        .json(&json!({"email": "root@example.com", "password": "root password 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me: Value = client
+        .get(format!("{addr}/auth/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["roles"], json!(["admin", "user"]));
+    stop(server);
+}
+
+/// Starts `serve` and reads the listening address from its log line.
+fn start_server(url: &str) -> (std::process::Child, String) {
+    let mut child = command(url).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap()
+}
+
+#[tokio::test]
+async fn serve_starts_with_migrations_and_a_key_and_exits_0_on_sigterm() {
+    let (_db, url) = TestDb::create().await;
+    let (server, addr) = start_server(&url);
+    let r = reqwest::get(format!("{addr}/.well-known/jwks.json"))
+        .await
+        .unwrap();
+    let jwks: Value = r.json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let status = stop(server);
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,227 @@
+//! Test harness: a running application on port 0 with its own database, and typed helpers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use auth_server::config::{Config, RawConfig};
+use auth_server::startup::Application;
+use auth_server::state::AppState;
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use sqlx::AnyPool;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A database of one test, removed when the test ends.
+pub enum TestDb {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, schema: String },
+}
+
+impl TestDb {
+    /// PostgreSQL when `TEST_DATABASE_URL` is a postgres URL (a fresh schema in it),
+    /// else a SQLite file in a fresh temporary folder.
+    pub async fn create() -> (Self, String) {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if url.starts_with("postgres") => {
+                sqlx::any::install_default_drivers();
+                let schema = format!("t_{id}");
+                let pool = AnyPool::connect(&url)
+                    .await
+                    .expect("TEST_DATABASE_URL must be reachable");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let test_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+                (
+                    Self::Postgres {
+                        admin_url: url,
+                        schema,
+                    },
+                    test_url,
+                )
+            }
+            _ => {
+                let dir = std::env::temp_dir().join(format!("auth-service-test-{id}"));
+                let url = format!("sqlite://{}/auth.db", dir.display());
+                (Self::Sqlite(dir), url)
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self {
+            TestDb::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            TestDb::Postgres { admin_url, schema } => {
+                let (url, schema) = (admin_url.clone(), schema.clone());
+                // Drop runs inside the test's runtime; clean up from a thread with its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    rt.block_on(async {
+                        let pool = AnyPool::connect(&url).await.ok()?;
+                        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                            .execute(&pool)
+                            .await
+                            .ok()?;
+                        pool.close().await;
+                        Some(())
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub client: Client,
+    pub state: AppState,
+    pub config: Config,
+    _db: TestDb,
+}
+
+/// Settings every test uses: a free port and cheap Argon2 parameters.
+pub fn base_env() -> HashMap<String, String> {
+    [
+        ("PORT", "0"),
+        ("AUTH_ISSUER", "https://auth.test"),
+        ("AUTH_AUDIENCE", "platform"),
+        ("AUTH_ARGON2_MEMORY_KIB", "256"),
+        ("AUTH_ARGON2_ITERATIONS", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the application with extra environment settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let (db, url) = TestDb::create().await;
+    let mut env = base_env();
+    env.insert("DATABASE_URL".into(), url);
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let config = RawConfig::load(None, &|n| env.get(n).cloned(), &[])
+        .unwrap()
+        .validate()
+        .unwrap();
+    let app = Application::build(&config)
+        .await
+        .expect("application starts");
+    let addr = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        addr,
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        config,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        self.state.store.pool()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn signup(&self, email: &str) -> Value {
+        let r = self
+            .post_json(
+                "/auth/signup",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "signup of {email}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs up and logs in; returns the access token.
+    pub async fn token_for(&self, email: &str) -> String {
+        self.signup(email).await;
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<sqlx::Any, i64>(sql)
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts a problem+json answer with the given status and code, returning the body.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let ct = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status);
+    assert_eq!(body["request_id"], request_id.as_str());
+    body
+}

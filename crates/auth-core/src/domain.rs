@@ -183,6 +183,8 @@ pub struct User {
     pub email: String,
     pub username: Option<String>,
     pub roles: Vec<String>,
+    /// Permissions granted by the roles, sorted.
+    pub permissions: Vec<String>,
     pub email_verified: bool,
     pub disabled: bool,
     pub created_at: i64,

@@ -27,6 +27,8 @@ pub enum TokenRejection {
     Expired,
     #[error("token not valid yet")]
     Immature,
+    #[error("session revoked")]
+    Revoked,
 }
 
 /// What can go wrong in a use case.
@@ -46,6 +48,11 @@ pub enum CoreError {
     UsernameTaken,
     #[error("token refused: {0}")]
     Token(TokenRejection),
+    /// A rotated refresh token came back after the grace window; its session is revoked.
+    #[error("refresh token reused")]
+    RefreshTokenReused,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("not found")]
     NotFound,
     /// Too much work queued (password hashing); retry after the given delay.

@@ -7,8 +7,10 @@ pub mod error;
 pub mod keys;
 pub mod password;
 pub mod repo;
+pub mod revocation;
 pub mod secret;
 pub mod service;
+pub mod session;
 pub mod signing;
 pub mod token;
 

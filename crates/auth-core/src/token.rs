@@ -73,6 +73,9 @@ pub struct AccessClaims {
     pub client_id: String,
     pub tenant: String,
     pub roles: Vec<String>,
+    /// Permissions granted by the roles (`users:write`, ...).
+    #[serde(default)]
+    pub permissions: Vec<String>,
     /// The first role, for clients of the older services that read a single `role`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -190,6 +193,7 @@ impl TokenService {
             client_id: CLIENT_ID.into(),
             tenant: user.tenant.clone(),
             roles: user.roles.clone(),
+            permissions: user.permissions.clone(),
             role: user.roles.first().cloned(),
             email: user.email.clone(),
             sid: sid.map(str::to_owned),
@@ -308,6 +312,7 @@ mod tests {
             email: "a@example.com".into(),
             username: None,
             roles: vec!["admin".into(), "user".into()],
+            permissions: vec!["users:read".into()],
             email_verified: false,
             disabled: false,
             created_at: 0,

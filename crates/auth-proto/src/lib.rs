@@ -9,7 +9,10 @@ pub mod users;
 
 pub use error::{ErrorCode, FieldError, Problem};
 pub use jwks::{Jwk, JwkSet};
-pub use tokens::{LoginRequest, TokenResponse};
+pub use tokens::{
+    CompatObtainRequest, CompatRefreshRequest, CompatTokenPair, Introspection, LoginRequest,
+    LogoutRequest, RefreshRequest, SessionInfo, TokenResponse, ValidateRequest,
+};
 pub use users::{SignupRequest, User};
 
 /// Liveness answer of `GET /health`.

@@ -18,13 +18,99 @@ pub struct LoginRequest {
 }
 
 /// A superset of the OAuth 2.0 token response (RFC 6749 section 5.1).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
     /// Access-token lifetime in seconds.
     pub expires_in: u64,
+    /// Opaque; present it to `POST /auth/refresh` for the next pair. Each is single-use.
+    pub refresh_token: String,
+    /// Seconds until the session expires unless refreshed.
+    pub refresh_expires_in: u64,
+    pub session_id: String,
+}
+
+/// `POST /auth/refresh`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /auth/logout`: the refresh token of the session to end (or send a bearer token).
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct LogoutRequest {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /auth/validate`: the access token to check (or send it as a bearer token).
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ValidateRequest {
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// RFC 7662-style answer of `POST /auth/validate`. When `active` is false nothing else is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Same as `sub`, for clients of the roadmap service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+/// One of the caller's sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionInfo {
+    pub id: String,
+    pub current: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub last_used_at: String,
+    /// When the session ends unless refreshed before (RFC 3339).
+    pub expires_at: String,
+}
+
+/// Django SimpleJWT `POST /auth/token/`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatObtainRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// Django SimpleJWT `POST /auth/token/refresh/`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatRefreshRequest {
+    pub refresh: String,
+}
+
+/// Django SimpleJWT token pair.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatTokenPair {
+    pub access: String,
+    pub refresh: String,
 }
 
 /// Redacts the password.
@@ -38,3 +124,23 @@ impl std::fmt::Debug for LoginRequest {
             .finish()
     }
 }
+
+macro_rules! redacted_debug {
+    ($($ty:ident),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($ty), "([redacted])"))
+            }
+        }
+    )*};
+}
+
+redacted_debug!(
+    RefreshRequest,
+    LogoutRequest,
+    ValidateRequest,
+    CompatObtainRequest,
+    CompatRefreshRequest,
+    CompatTokenPair
+);
+redacted_debug!(TokenResponse);

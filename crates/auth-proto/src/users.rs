@@ -19,6 +19,8 @@ pub struct User {
     pub email: String,
     pub username: Option<String>,
     pub roles: Vec<String>,
+    /// Permissions granted by the roles.
+    pub permissions: Vec<String>,
     pub tenant: String,
     pub email_verified: bool,
     pub disabled: bool,

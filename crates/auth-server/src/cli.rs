@@ -27,6 +27,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -55,4 +58,12 @@ pub enum UserCommand {
 pub enum ConfigCommand {
     /// Print the effective configuration (secrets redacted); exit 2 when it is invalid.
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys with their states.
+    List,
+    /// Publish a new signing key; it signs after AUTH_KEY_PROPAGATION_SECONDS (at once with 0).
+    Rotate,
 }

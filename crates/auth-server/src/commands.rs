@@ -4,6 +4,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use auth_core::service::Registration;
+use auth_core::signing::Rotated;
 
 use crate::config::{Config, RawConfig};
 use crate::startup::{build_state, open_store};
@@ -109,4 +110,65 @@ fn report(e: auth_core::CoreError) -> ExitCode {
         other => eprintln!("error: {other}"),
     }
     ExitCode::from(2)
+}
+
+/// `keys list` and `keys rotate`.
+pub async fn keys(config: &Config, rotate: bool) -> ExitCode {
+    let state = match open_store(config).await {
+        Ok(store) => build_state(config, store).await,
+        Err(e) => Err(e),
+    };
+    let state = match state {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let keys = state.keys();
+    let result = if rotate {
+        keys.rotate(auth_core::now_unix()).await.map(|r| match r {
+            Rotated::Active(kid) => println!("key {kid} is now signing"),
+            Rotated::Scheduled { kid, activates_at } => {
+                println!(
+                    "key {kid} published; it signs from {}",
+                    crate::http::auth::rfc3339(activates_at)
+                )
+            }
+            Rotated::AlreadyScheduled { kid, activates_at } => println!(
+                "a rotation is already scheduled: key {kid} signs from {}",
+                crate::http::auth::rfc3339(activates_at)
+            ),
+        })
+    } else {
+        keys.list().await.map(|list| {
+            println!(
+                "{:<20} {:<8} {:<8} {:<21} {:<21} {:<21}",
+                "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
+            );
+            let t = |v: Option<i64>| {
+                v.map(crate::http::auth::rfc3339)
+                    .unwrap_or_else(|| "-".into())
+            };
+            for k in list {
+                println!(
+                    "{:<20} {:<8} {:<8} {:<21} {:<21} {:<21}",
+                    k.kid,
+                    k.algorithm,
+                    k.state.as_str(),
+                    t(Some(k.created_at)),
+                    t(k.activated_at),
+                    t(k.retired_at)
+                );
+            }
+        })
+    };
+    state.store.close().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

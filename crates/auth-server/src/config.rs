@@ -9,6 +9,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use auth_core::password::{Argon2Settings, HashingLimits, PasswordPolicy};
+use auth_core::session::SessionSettings;
+use auth_core::signing::RotationSettings;
 use auth_core::token::{JwtAlgorithm, TokenSettings};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -148,6 +150,54 @@ pub const SETTINGS: &[Setting] = &[
         Some("8"),
         "minimum password length in characters",
     ),
+    setting(
+        "session_idle_seconds",
+        &["AUTH_SESSION_IDLE_SECONDS"],
+        Some("604800"),
+        "session idle timeout, extended by each refresh",
+    ),
+    setting(
+        "session_absolute_seconds",
+        &["AUTH_SESSION_ABSOLUTE_SECONDS"],
+        Some("2592000"),
+        "session absolute lifetime",
+    ),
+    setting(
+        "refresh_grace_seconds",
+        &["AUTH_REFRESH_GRACE_SECONDS"],
+        Some("10"),
+        "window in which a rotated refresh token gets the same successor back",
+    ),
+    setting(
+        "revocation_poll_ms",
+        &["AUTH_REVOCATION_POLL_MS"],
+        Some("1000"),
+        "how often revocations by other instances are read",
+    ),
+    setting(
+        "key_rotation_days",
+        &["AUTH_KEY_ROTATION_DAYS"],
+        Some("30"),
+        "automatic signing-key rotation period (0 = off)",
+    ),
+    setting(
+        "key_propagation_seconds",
+        &["AUTH_KEY_PROPAGATION_SECONDS"],
+        Some("600"),
+        "a new key is published this long before it signs",
+    ),
+    setting(
+        "key_reload_seconds",
+        &["AUTH_KEY_RELOAD_SECONDS"],
+        Some("30"),
+        "how often keys changed by other instances are picked up",
+    ),
+    setting(
+        "trusted_proxies",
+        &["AUTH_TRUSTED_PROXIES"],
+        Some(""),
+        "comma-separated IPs/CIDRs whose X-Forwarded-For is believed",
+    ),
 ];
 
 /// Environment variables that are not settings but are understood.
@@ -176,6 +226,11 @@ pub struct Config {
     pub argon2: Argon2Settings,
     pub hashing: HashingLimits,
     pub password_policy: PasswordPolicy,
+    pub sessions: SessionSettings,
+    pub revocation_poll: Duration,
+    pub rotation: RotationSettings,
+    pub key_reload: Duration,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Where each raw value came from, for `config check`.
@@ -344,6 +399,35 @@ impl RawConfig {
         };
         let queue_ms: Option<u64> = p.parse_range(self, "hash_queue_timeout_ms", 1, 60_000);
         let min_chars: Option<usize> = p.parse_range(self, "password_min_length", 1, 1024);
+        let idle: Option<u64> = p.parse_range(self, "session_idle_seconds", 60, 366 * 86400);
+        let absolute: Option<u64> =
+            p.parse_range(self, "session_absolute_seconds", 60, 3660 * 86400);
+        if let (Some(i), Some(a)) = (idle, absolute) {
+            if i > a {
+                p.0.push("session_idle_seconds must not exceed session_absolute_seconds".into());
+            }
+        }
+        let grace: Option<u64> = p.parse_range(self, "refresh_grace_seconds", 0, 300);
+        let poll_ms: Option<u64> = p.parse_range(self, "revocation_poll_ms", 50, 60_000);
+        let rotation_days: Option<u64> = p.parse_range(self, "key_rotation_days", 0, 3650);
+        let propagation: Option<u64> =
+            p.parse_range(self, "key_propagation_seconds", 0, 30 * 86400);
+        let reload: Option<u64> = p.parse_range(self, "key_reload_seconds", 1, 86400);
+        let mut trusted_proxies = Vec::new();
+        for item in self
+            .get("trusted_proxies")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match item.parse::<IpNet>() {
+                Ok(net) => trusted_proxies.push(net),
+                Err(e) => p.0.push(format!(
+                    "trusted_proxies (AUTH_TRUSTED_PROXIES): {item:?}: {e}"
+                )),
+            }
+        }
 
         if !p.0.is_empty() {
             return Err(p.0);
@@ -378,7 +462,70 @@ impl RawConfig {
             password_policy: PasswordPolicy {
                 min_chars: min_chars.unwrap_or(8),
             },
+            sessions: SessionSettings {
+                idle: Duration::from_secs(idle.unwrap_or(604_800)),
+                absolute: Duration::from_secs(absolute.unwrap_or(2_592_000)),
+                grace: Duration::from_secs(grace.unwrap_or(10)),
+            },
+            revocation_poll: Duration::from_millis(poll_ms.unwrap_or(1000)),
+            rotation: RotationSettings {
+                every: rotation_days
+                    .filter(|d| *d > 0)
+                    .map(|d| Duration::from_secs(d * 86400)),
+                propagation: Duration::from_secs(propagation.unwrap_or(600)),
+            },
+            key_reload: Duration::from_secs(reload.unwrap_or(30)),
+            trusted_proxies,
         })
+    }
+}
+
+/// An IP network (`10.0.0.0/8`, `::1/128`) or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| "not an IP address".to_owned())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or("invalid prefix length")?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
     }
 }
 

@@ -150,3 +150,41 @@ fn database_passwords_are_redacted() {
     );
     assert_eq!(redact_url("sqlite://data/auth.db"), "sqlite://data/auth.db");
 }
+
+#[test]
+fn trusted_proxies_are_networks() {
+    let config = load(&[("AUTH_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")])
+        .validate()
+        .unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let trusted = |s: &str| config.trusted_proxies.iter().any(|n| n.contains(ip(s)));
+    assert!(trusted("10.1.2.3") && trusted("127.0.0.1") && trusted("::1"));
+    assert!(!trusted("11.0.0.1") && !trusted("127.0.0.2"));
+    assert!(
+        "0.0.0.0/0"
+            .parse::<IpNet>()
+            .unwrap()
+            .contains(ip("8.8.8.8"))
+    );
+    let problems = load(&[("AUTH_TRUSTED_PROXIES", "10.0.0.0/33,nope")])
+        .validate()
+        .unwrap_err();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+#[test]
+fn session_and_key_settings_have_defaults_and_limits() {
+    let config = load(&[]).validate().unwrap();
+    assert_eq!(config.sessions.grace, Duration::from_secs(10));
+    assert_eq!(config.rotation.every, Some(Duration::from_secs(30 * 86400)));
+    assert_eq!(config.rotation.propagation, Duration::from_secs(600));
+    let off = load(&[("AUTH_KEY_ROTATION_DAYS", "0")]).validate().unwrap();
+    assert_eq!(off.rotation.every, None);
+    let problems = load(&[
+        ("AUTH_SESSION_IDLE_SECONDS", "9999999"),
+        ("AUTH_SESSION_ABSOLUTE_SECONDS", "600"),
+    ])
+    .validate()
+    .unwrap_err();
+    assert!(problems[0].contains("must not exceed"), "{problems:?}");
+}

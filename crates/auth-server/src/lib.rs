@@ -7,4 +7,5 @@ pub mod config;
 pub mod http;
 pub mod startup;
 pub mod state;
+pub mod tasks;
 pub mod telemetry;

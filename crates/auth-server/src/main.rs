@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use auth_server::cli::{Cli, Command, ConfigCommand, UserCommand};
+use auth_server::cli::{Cli, Command, ConfigCommand, KeysCommand, UserCommand};
 use auth_server::config::{LogFormat, RawConfig};
 use auth_server::startup::{Application, shutdown_signal};
 use auth_server::{commands, telemetry};
@@ -39,6 +39,8 @@ async fn main() -> ExitCode {
             roles,
             password_stdin: _,
         }) => commands::create_user(&config, &email, username.as_deref(), &roles).await,
+        Command::Keys(KeysCommand::List) => commands::keys(&config, false).await,
+        Command::Keys(KeysCommand::Rotate) => commands::keys(&config, true).await,
         Command::Serve | Command::Config(_) | Command::Openapi => serve(config).await,
     }
 }

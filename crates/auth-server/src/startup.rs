@@ -5,11 +5,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use auth_core::CoreError;
 use auth_core::password::PasswordHasher;
+use auth_core::revocation::RevocationList;
 use auth_core::service::AuthService;
 use auth_core::signing::{SigningMode, start_token_service};
 use auth_core::token::JwtAlgorithm;
+use auth_core::token::LEEWAY_SECONDS;
+use auth_core::{CoreError, now_unix};
 use auth_store::{Store, StoreOptions};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -27,6 +29,8 @@ pub enum StartupError {
     },
     #[error("signing keys: {0}")]
     Keys(#[source] CoreError),
+    #[error("reading revocations: {0}")]
+    Revocations(#[source] CoreError),
     #[error("password hashing: {0}")]
     Hashing(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -74,22 +78,44 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         .map_err(StartupError::Keys)?;
     let hasher =
         PasswordHasher::new(config.argon2, config.hashing).map_err(StartupError::Hashing)?;
+    // Tokens of sessions revoked before this point have expired; start reading from there.
+    let horizon =
+        now_unix() - config.tokens.access_ttl.as_secs() as i64 - 2 * LEEWAY_SECONDS as i64;
+    let revocations = Arc::new(RevocationList::starting_at(horizon));
     let auth = AuthService::new(
         store.clone(),
         hasher,
         config.password_policy,
         Arc::new(tokens),
+        config.sessions,
+        revocations,
     );
-    Ok(AppState {
+    let state = AppState {
         auth: Arc::new(auth),
         store,
-    })
+        master_key: config.master_key.clone(),
+        rotation: config.rotation,
+        trusted_proxies: config.trusted_proxies.clone().into(),
+    };
+    state
+        .auth
+        .sync_revocations()
+        .await
+        .map_err(StartupError::Revocations)?;
+    state
+        .keys()
+        .tick(now_unix())
+        .await
+        .map_err(StartupError::Keys)?;
+    Ok(state)
 }
 
 /// A built application, listening but not yet serving.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    revocation_poll: std::time::Duration,
+    key_reload: std::time::Duration,
 }
 
 impl Application {
@@ -100,7 +126,12 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            revocation_poll: config.revocation_poll,
+            key_reload: config.key_reload,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -123,6 +154,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
+        let tasks = crate::tasks::spawn(self.state.clone(), self.revocation_poll, self.key_reload);
         let app = crate::http::router(self.state);
         axum::serve(
             self.listener,
@@ -130,6 +162,7 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        tasks.stop().await;
         store.close().await;
         Ok(())
     }

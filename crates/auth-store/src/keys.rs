@@ -40,17 +40,91 @@ impl TryFrom<KeyRow> for StoredKey {
     }
 }
 
+const KEY_COLUMNS: &str = "SELECT kid, algorithm, public_key, private_key, state, created_at, \
+                           activated_at, retired_at FROM signing_keys";
+
+impl Store {
+    async fn keys_where(&self, filter: &str) -> Result<Vec<StoredKey>, StoreError> {
+        let sql = format!("{KEY_COLUMNS} {filter} ORDER BY created_at, kid");
+        let rows = sqlx::query_as::<Any, KeyRow>(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.into_iter().map(StoredKey::try_from).collect()
+    }
+}
+
 impl KeyRepository for Store {
     #[instrument(skip_all, err)]
     async fn published_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query_as::<Any, KeyRow>(
-            "SELECT kid, algorithm, public_key, private_key, state, created_at, activated_at, \
-             retired_at FROM signing_keys WHERE state <> 'removed' ORDER BY created_at, kid",
+        self.keys_where("WHERE state <> 'removed'").await
+    }
+
+    #[instrument(skip_all, err)]
+    async fn all_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.keys_where("").await
+    }
+
+    #[instrument(skip_all, err, fields(kid = %key.kid))]
+    async fn insert_next_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, created_at, \
+             activated_at, retired_at) VALUES ($1, $2, $3, $4, 'next', $5, $6, NULL)",
         )
-        .fetch_all(&self.pool)
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(&key.public_key)
+        .bind(&key.private_key)
+        .bind(key.created_at)
+        .bind(key.activated_at)
+        .execute(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.into_iter().map(StoredKey::try_from).collect()
+        Ok(())
+    }
+
+    #[instrument(skip_all, err, fields(kid = %new_kid))]
+    async fn promote_key(&self, new_kid: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Claim the promotion first: only one instance sees the next key still `next`.
+        // The active key is retired before the new one activates (one active key at a time).
+        let claimed =
+            sqlx::query("UPDATE signing_keys SET state = 'next' WHERE kid = $1 AND state = 'next'")
+                .bind(new_kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        if claimed != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'active'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE kid = $2 AND state = 'next'")
+            .bind(now)
+            .bind(new_kid)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    #[instrument(skip_all, err)]
+    async fn remove_retired_keys(&self, retired_before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET state = 'removed' WHERE state = 'retired' AND retired_at < $1",
+        )
+        .bind(retired_before)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]

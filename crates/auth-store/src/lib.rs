@@ -5,6 +5,7 @@
 
 mod error;
 mod keys;
+mod sessions;
 mod users;
 
 use std::path::Path;

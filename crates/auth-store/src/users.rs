@@ -26,7 +26,10 @@ const USER_COLUMNS: &str = "id, tenant_id, email, username, password_hash, email
                             disabled_at, created_at, updated_at";
 
 impl UserRow {
-    fn into_user(self, roles: Vec<String>) -> Result<User, StoreError> {
+    fn into_user(
+        self,
+        (roles, permissions): (Vec<String>, Vec<String>),
+    ) -> Result<User, StoreError> {
         let id = Uuid::parse_str(&self.id).map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(User {
             id,
@@ -34,6 +37,7 @@ impl UserRow {
             email: self.email,
             username: self.username,
             roles,
+            permissions,
             email_verified: self.email_verified_at.is_some(),
             disabled: self.disabled_at.is_some(),
             created_at: self.created_at,
@@ -42,16 +46,30 @@ impl UserRow {
     }
 }
 
-/// Roles of a user, the administrative ones first (the first one is the `role` claim).
-async fn roles_of(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar::<Any, String>(
+/// Roles of a user, the administrative ones first (the first one is the `role` claim), and
+/// the permissions they grant, sorted.
+async fn roles_of(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let roles = sqlx::query_scalar::<Any, String>(
         "SELECT role_name FROM user_roles WHERE user_id = $1 \
          ORDER BY CASE role_name WHEN 'admin' THEN 0 WHEN 'user' THEN 2 ELSE 1 END, role_name",
     )
     .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let permissions = sqlx::query_scalar::<Any, String>(
+        "SELECT DISTINCT p.permission FROM user_roles r \
+         JOIN role_permissions p ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
+         WHERE r.user_id = $1 ORDER BY p.permission",
+    )
+    .bind(user_id)
     .fetch_all(conn)
     .await
-    .map_err(map_err)
+    .map_err(map_err)?;
+    Ok((roles, permissions))
 }
 
 impl UserRepository for Store {
@@ -88,7 +106,7 @@ impl UserRepository for Store {
             .await
             .map_err(map_err)?;
         }
-        let roles = roles_of(&mut tx, &id).await?;
+        let (roles, permissions) = roles_of(&mut tx, &id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(User {
             id: user.id,
@@ -96,6 +114,7 @@ impl UserRepository for Store {
             email: user.email.as_str().to_owned(),
             username: user.username.map(|u| u.as_str().to_owned()),
             roles,
+            permissions,
             email_verified: false,
             disabled: false,
             created_at: user.now,

@@ -1,6 +1,6 @@
 //! Account routes: sign-up, login (JSON or OAuth2 password form) and the caller's own account.
 
-use auth_core::service::{Credentials, Registration};
+use auth_core::service::{Credentials, IssuedTokens, Registration};
 use auth_proto::{LoginRequest, Problem, SignupRequest, TokenResponse, User};
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Authenticated, JsonOrForm};
+use super::extract::{ApiJson, Authenticated, Client, JsonOrForm};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -37,11 +37,35 @@ pub fn user_body(user: auth_core::domain::User) -> User {
         email: user.email,
         username: user.username,
         roles: user.roles,
+        permissions: user.permissions,
         tenant: user.tenant,
         email_verified: user.email_verified,
         disabled: user.disabled,
         created_at,
     }
+}
+
+/// The token pair as the API returns it.
+pub fn token_body(issued: IssuedTokens) -> TokenResponse {
+    TokenResponse {
+        access_token: issued.access.token,
+        token_type: "bearer".into(),
+        expires_in: issued.access.expires_in,
+        refresh_token: issued.refresh.as_str().to_owned(),
+        refresh_expires_in: issued.refresh_expires_in,
+        session_id: issued.session_id,
+    }
+}
+
+/// Unix seconds as RFC 3339.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// Marks a response that carries a token or personal data as not cacheable (RFC 6749 5.1).
@@ -86,6 +110,7 @@ pub async fn signup(
     ))]
 pub async fn login(
     State(state): State<AppState>,
+    Client(client): Client,
     JsonOrForm(body): JsonOrForm<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let credentials = Credentials::parse(
@@ -93,14 +118,10 @@ pub async fn login(
         body.username.as_deref(),
         body.password,
         body.tenant.as_deref(),
+        client,
     )?;
-    let (_user, token) = state.auth.login(credentials).await?;
-    let body = TokenResponse {
-        access_token: token.token,
-        token_type: "bearer".into(),
-        expires_in: token.expires_in,
-    };
-    Ok(no_store(Json(body).into_response()))
+    let issued = state.auth.login(credentials).await?;
+    Ok(no_store(Json(token_body(issued)).into_response()))
 }
 
 /// The account of the bearer token.

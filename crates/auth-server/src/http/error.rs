@@ -100,6 +100,11 @@ fn token_error(rejection: TokenRejection) -> ApiError {
             )
             .detail("send an access token as `Authorization: Bearer <token>`")
         },
+        TokenRejection::Revoked => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::TokenRevoked,
+            "Session revoked",
+        ),
         TokenRejection::Malformed
         | TokenRejection::Algorithm
         | TokenRejection::Type
@@ -156,6 +161,14 @@ impl From<CoreError> for ApiError {
                 "Username already taken",
             ),
             CoreError::Token(rejection) => token_error(rejection),
+            CoreError::RefreshTokenReused => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::RefreshTokenReused,
+                "Refresh token reused; the session has been revoked",
+            ),
+            CoreError::Forbidden(why) => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "Forbidden").detail(why)
+            }
             CoreError::NotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Not found")
             }

@@ -1,17 +1,21 @@
 //! Request extractors that answer bad input with problem+json: JSON bodies (415, 413, 400,
 //! 422 naming the field), JSON-or-form bodies, and the bearer token.
 
+use std::net::{IpAddr, SocketAddr};
+
 use auth_core::error::TokenRejection;
+use auth_core::session::ClientInfo;
 use auth_core::token::AccessClaims;
 use auth_proto::{ErrorCode, FieldError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::config::IpNet;
 use crate::state::AppState;
 
 /// The media type family of a request body.
@@ -193,7 +197,93 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Self::from_parts(parts, state)
+    }
+}
+
+impl Authenticated {
+    pub fn from_parts(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts).map_err(auth_core::CoreError::Token)?;
         Ok(Authenticated(state.auth.authenticate(token)?))
+    }
+}
+
+/// Where the request came from: the peer address, or the `X-Forwarded-For` client when the
+/// peer is a trusted proxy; and the user agent.
+pub struct Client(pub ClientInfo);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let ip = peer.map(|peer| client_ip(peer, parts, &state.trusted_proxies));
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Client(ClientInfo {
+            ip: ip.map(|ip| ip.to_string()),
+            user_agent,
+        }))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right while the hops are trusted proxies; the first
+/// untrusted address is the client. A peer that is not a trusted proxy is the client itself.
+fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        client = hop;
+        if !is_trusted(hop) {
+            break;
+        }
+    }
+    client
+}
+
+/// An optional JSON body: `None` when the request has no body at all.
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+        let no_body = req.headers().get(header::CONTENT_TYPE).is_none()
+            && (declared_empty || !req.headers().contains_key(header::TRANSFER_ENCODING));
+        if no_body {
+            let bytes = read_body(req).await?;
+            return if bytes.is_empty() {
+                Ok(MaybeJson(None))
+            } else {
+                Err(unsupported("application/json"))
+            };
+        }
+        ApiJson::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| MaybeJson(Some(v)))
     }
 }

@@ -2,10 +2,13 @@
 //! descriptions); this module merges them and adds the cross-cutting layers.
 
 pub mod auth;
+pub mod compat;
 pub mod error;
 pub mod extract;
 pub mod meta;
+pub mod platform;
 pub mod request_id;
+pub mod sessions;
 
 use auth_proto::ErrorCode;
 use axum::Router;
@@ -34,6 +37,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
     modifiers(&BearerScheme),
     tags(
         (name = "auth", description = "Accounts and tokens"),
+        (name = "sessions", description = "Refresh-token rotation, logout and sessions"),
+        (name = "platform", description = "Token checks for gateways and services"),
+        (name = "compat", description = "Contracts of the services this one replaces"),
         (name = "operations", description = "Health, keys and documentation"),
     )
 )]
@@ -60,6 +66,9 @@ impl Modify for BearerScheme {
 fn api() -> (Router<AppState>, OpenApiDoc) {
     let (mut router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
+        .merge(sessions::router())
+        .merge(platform::router())
+        .merge(compat::router())
         .merge(meta::router())
         .split_for_parts();
     document_docs_routes(&mut doc);

@@ -61,6 +61,17 @@ async fn the_openapi_document_lists_every_route() {
         "/.well-known/jwks.json",
         "/openapi.json",
         "/docs",
+        "/auth/refresh",
+        "/auth/logout",
+        "/auth/logout-all",
+        "/auth/sessions",
+        "/auth/sessions/{id}",
+        "/auth/validate",
+        "/auth/verify",
+        "/auth/token/",
+        "/auth/token/refresh/",
+        "/auth/me/",
+        "/auth/health/",
     ]
     .into();
     assert_eq!(paths, expected);

@@ -1,19 +1,21 @@
-//! Use cases: sign-up, login, and reading the caller's own account. Input arrives as raw
-//! strings from the edge and is validated here into domain values, all problems at once.
+//! Use cases of the service: the validated inputs they accept (this module) and the
+//! service itself, split by theme into `accounts` and `sessions`. Input arrives as raw strings
+//! from the edge and is validated here into domain values, all problems at once.
+
+mod accounts;
+mod sessions;
 
 use std::sync::Arc;
 
-use tracing::instrument;
-use uuid::Uuid;
-
-use crate::domain::{
-    Email, LoginName, NewUser, Password, ROLE_USER, RoleName, TenantId, User, Username,
-};
-use crate::error::TokenRejection;
+use crate::CoreError;
+use crate::domain::{Email, LoginName, Password, ROLE_USER, RoleName, TenantId, Username};
 use crate::password::{PasswordHasher, PasswordPolicy};
-use crate::repo::UserRepository;
-use crate::token::{AccessClaims, AccessToken, TokenService};
-use crate::{CoreError, StoreError, now_unix};
+use crate::repo::{SessionRepository, UserRepository};
+use crate::revocation::RevocationList;
+use crate::session::{ClientInfo, RefreshToken, SessionSettings};
+use crate::token::{AccessToken, TokenService};
+
+pub use sessions::SessionView;
 
 /// A validated request to create an account.
 #[derive(Debug)]
@@ -70,6 +72,7 @@ pub struct Credentials {
     pub tenant: TenantId,
     pub name: LoginName,
     pub password: Password,
+    pub client: ClientInfo,
 }
 
 impl Credentials {
@@ -80,6 +83,7 @@ impl Credentials {
         username: Option<&str>,
         password: String,
         tenant: Option<&str>,
+        client: ClientInfo,
     ) -> Result<Self, CoreError> {
         let name = match (email, username) {
             (Some(e), _) => {
@@ -107,30 +111,51 @@ impl Credentials {
             tenant,
             name,
             password: Password::new(password),
+            client,
         })
     }
 }
 
-/// The account use cases, over any user repository.
+/// Everything a repository must provide for the service.
+pub trait Repository: UserRepository + SessionRepository {}
+impl<T: UserRepository + SessionRepository> Repository for T {}
+
+/// A new access token with the refresh token of its session.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    pub access: AccessToken,
+    pub refresh: RefreshToken,
+    /// Seconds until the session's idle expiry.
+    pub refresh_expires_in: u64,
+    pub session_id: String,
+}
+
+/// The use cases, over any repository.
 pub struct AuthService<R> {
-    users: R,
+    repo: R,
     hasher: PasswordHasher,
     policy: PasswordPolicy,
     tokens: Arc<TokenService>,
+    sessions: SessionSettings,
+    revocations: Arc<RevocationList>,
 }
 
-impl<R: UserRepository> AuthService<R> {
+impl<R: Repository> AuthService<R> {
     pub fn new(
-        users: R,
+        repo: R,
         hasher: PasswordHasher,
         policy: PasswordPolicy,
         tokens: Arc<TokenService>,
+        sessions: SessionSettings,
+        revocations: Arc<RevocationList>,
     ) -> Self {
         Self {
-            users,
+            repo,
             hasher,
             policy,
             tokens,
+            sessions,
+            revocations,
         }
     }
 
@@ -142,80 +167,11 @@ impl<R: UserRepository> AuthService<R> {
         &self.hasher
     }
 
-    /// Creates an account after checking the password policy.
-    #[instrument(skip_all, err(level = "info"), fields(tenant = %reg.tenant.as_str()))]
-    pub async fn register(&self, reg: Registration) -> Result<User, CoreError> {
-        self.policy
-            .check(&reg.password, &reg.email, reg.username.as_ref())?;
-        let password_hash = self.hasher.hash(&reg.password).await?;
-        let user = NewUser {
-            id: Uuid::now_v7(),
-            tenant: reg.tenant,
-            email: reg.email,
-            username: reg.username,
-            password_hash,
-            roles: reg.roles,
-            now: now_unix(),
-        };
-        let user = self.users.create_user(user).await.map_err(|e| match e {
-            StoreError::DuplicateEmail => CoreError::EmailTaken,
-            StoreError::DuplicateUsername => CoreError::UsernameTaken,
-            other => CoreError::Store(other),
-        })?;
-        tracing::info!(user_id = %user.id, "user registered");
-        Ok(user)
+    pub fn revocations(&self) -> &RevocationList {
+        &self.revocations
     }
 
-    /// Checks credentials and mints an access token. Unknown users cost one hash verification
-    /// like known ones, and get the same answer as a wrong password; a disabled account is
-    /// reported only once its password checked out.
-    #[instrument(skip_all, err(level = "info"), fields(tenant = %creds.tenant.as_str(), user_id))]
-    pub async fn login(&self, creds: Credentials) -> Result<(User, AccessToken), CoreError> {
-        let found = self
-            .users
-            .find_credentials(&creds.tenant, &creds.name)
-            .await?;
-        let (user, hash) = match found {
-            Some(c) => (Some(c.user), Some(c.password_hash)),
-            None => (None, None),
-        };
-        let verified = self.hasher.verify(hash, &creds.password).await?;
-        let user = match user {
-            Some(user) if verified => user,
-            _ => return Err(CoreError::InvalidCredentials),
-        };
-        tracing::Span::current().record("user_id", tracing::field::display(user.id));
-        if user.disabled {
-            return Err(CoreError::AccountDisabled);
-        }
-        let token = self
-            .tokens
-            .mint(&user, None, now_unix())
-            .map_err(CoreError::Internal)?;
-        tracing::info!("login succeeded");
-        Ok((user, token))
-    }
-
-    /// Verifies a bearer token.
-    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, CoreError> {
-        self.tokens
-            .verify(token, now_unix())
-            .map_err(CoreError::Token)
-    }
-
-    /// The account a verified token belongs to.
-    #[instrument(skip_all, err(level = "info"), fields(user_id = %claims.sub))]
-    pub async fn current_user(&self, claims: &AccessClaims) -> Result<User, CoreError> {
-        let id =
-            Uuid::parse_str(&claims.sub).map_err(|_| CoreError::Token(TokenRejection::Claims))?;
-        let user = self
-            .users
-            .get_user(id)
-            .await?
-            .ok_or(CoreError::Token(TokenRejection::Claims))?;
-        if user.disabled {
-            return Err(CoreError::AccountDisabled);
-        }
-        Ok(user)
+    pub fn session_settings(&self) -> &SessionSettings {
+        &self.sessions
     }
 }

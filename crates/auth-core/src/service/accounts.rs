@@ -1,0 +1,163 @@
+//! Accounts: sign-up, login (which opens a session), and the caller's own account.
+
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::{AuthService, Credentials, IssuedTokens, Registration, Repository};
+use crate::domain::{NewUser, User};
+use crate::error::TokenRejection;
+use crate::session::{AuditEvent, ClientInfo, RefreshToken, Session};
+use crate::token::AccessClaims;
+use crate::{CoreError, StoreError, now_unix};
+
+impl<R: Repository> AuthService<R> {
+    /// Creates an account after checking the password policy.
+    #[instrument(skip_all, err(level = "info"), fields(tenant = %reg.tenant.as_str()))]
+    pub async fn register(&self, reg: Registration) -> Result<User, CoreError> {
+        self.policy
+            .check(&reg.password, &reg.email, reg.username.as_ref())?;
+        let password_hash = self.hasher.hash(&reg.password).await?;
+        let user = NewUser {
+            id: Uuid::now_v7(),
+            tenant: reg.tenant,
+            email: reg.email,
+            username: reg.username,
+            password_hash,
+            roles: reg.roles,
+            now: now_unix(),
+        };
+        let user = self.repo.create_user(user).await.map_err(|e| match e {
+            StoreError::DuplicateEmail => CoreError::EmailTaken,
+            StoreError::DuplicateUsername => CoreError::UsernameTaken,
+            other => CoreError::Store(other),
+        })?;
+        tracing::info!(user_id = %user.id, "user registered");
+        Ok(user)
+    }
+
+    /// Checks credentials, opens a session and issues its first token pair. Unknown users cost
+    /// one hash verification like known ones and get the same answer as a wrong password; a
+    /// disabled account is reported only once its password checked out.
+    #[instrument(skip_all, err(level = "info"), fields(tenant = %creds.tenant.as_str(), user_id))]
+    pub async fn login(&self, creds: Credentials) -> Result<IssuedTokens, CoreError> {
+        let found = self
+            .repo
+            .find_credentials(&creds.tenant, &creds.name)
+            .await?;
+        let (user, hash) = match found {
+            Some(c) => (Some(c.user), Some(c.password_hash)),
+            None => (None, None),
+        };
+        let verified = self.hasher.verify(hash, &creds.password).await?;
+        let now = now_unix();
+        let user = match user {
+            Some(user) if verified => user,
+            user => {
+                let mut event = AuditEvent::new("login_failed", creds.tenant.as_str(), now)
+                    .client(&creds.client);
+                if let Some(u) = user {
+                    event = event.user(u.id);
+                }
+                self.repo.record_audit(event).await?;
+                return Err(CoreError::InvalidCredentials);
+            }
+        };
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
+        if user.disabled {
+            return Err(CoreError::AccountDisabled);
+        }
+        let issued = self.open_session(&user, &creds.client, now).await?;
+        tracing::info!(session_id = %issued.session_id, "login succeeded");
+        Ok(issued)
+    }
+
+    async fn open_session(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<IssuedTokens, CoreError> {
+        let absolute = now + self.sessions.absolute.as_secs() as i64;
+        let session = Session {
+            id: Uuid::now_v7().to_string(),
+            user_id: user.id.to_string(),
+            tenant: user.tenant.clone(),
+            client: client.clone(),
+            created_at: now,
+            last_used_at: now,
+            idle_expires_at: self.sessions.idle_expiry(now, absolute),
+            absolute_expires_at: absolute,
+            revoked_at: None,
+        };
+        let refresh = RefreshToken::generate();
+        let access = self
+            .tokens
+            .mint(user, Some(&session.id), now)
+            .map_err(CoreError::Internal)?;
+        let audit = AuditEvent::new("login_succeeded", &user.tenant, now)
+            .user(user.id)
+            .session(&session.id)
+            .client(client);
+        let issued = IssuedTokens {
+            access,
+            refresh_expires_in: (session.idle_expires_at - now).max(0) as u64,
+            session_id: session.id.clone(),
+            refresh: refresh.clone(),
+        };
+        self.repo
+            .create_session(session, refresh.hash(), audit)
+            .await?;
+        Ok(issued)
+    }
+
+    /// Verifies a bearer token: signature, claims, and that its session is not revoked.
+    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, CoreError> {
+        let claims = self
+            .tokens
+            .verify(token, now_unix())
+            .map_err(CoreError::Token)?;
+        if claims
+            .sid
+            .as_deref()
+            .is_some_and(|sid| self.revocations.is_revoked(sid))
+        {
+            return Err(CoreError::Token(TokenRejection::Revoked));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a token and checks an optional role and permission (forward-auth).
+    pub fn authorize(
+        &self,
+        token: &str,
+        role: Option<&str>,
+        permission: Option<&str>,
+    ) -> Result<AccessClaims, CoreError> {
+        let claims = self.authenticate(token)?;
+        if let Some(role) = role.filter(|r| !claims.roles.iter().any(|have| have == r)) {
+            return Err(CoreError::Forbidden(format!("role {role} required")));
+        }
+        if let Some(p) = permission.filter(|p| !claims.permissions.iter().any(|have| have == p)) {
+            return Err(CoreError::Forbidden(format!("permission {p} required")));
+        }
+        Ok(claims)
+    }
+
+    /// The account a verified token belongs to.
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %claims.sub))]
+    pub async fn current_user(&self, claims: &AccessClaims) -> Result<User, CoreError> {
+        let user = self.user_of(&claims.sub).await?;
+        if user.disabled {
+            return Err(CoreError::AccountDisabled);
+        }
+        Ok(user)
+    }
+
+    pub(super) async fn user_of(&self, id: &str) -> Result<User, CoreError> {
+        let id = Uuid::parse_str(id).map_err(|_| CoreError::Token(TokenRejection::Claims))?;
+        self.repo
+            .get_user(id)
+            .await?
+            .ok_or(CoreError::Token(TokenRejection::Claims))
+    }
+}

@@ -1,0 +1,219 @@
+//! Sessions and refresh tokens: opaque 256-bit tokens of which only a SHA-256 is stored, the
+//! expiry rules, and the sealed successor kept for the grace window.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::{Sealer, b64url, b64url_decode, random_bytes, sha256};
+
+/// Lifetimes of sessions and the reuse grace window.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// Idle timeout, extended by each refresh.
+    pub idle: Duration,
+    /// Absolute lifetime from login; no refresh extends past it.
+    pub absolute: Duration,
+    /// How long after a rotation the rotated token still gets the same successor back.
+    pub grace: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(7 * 24 * 3600),
+            absolute: Duration::from_secs(30 * 24 * 3600),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl SessionSettings {
+    /// The idle expiry after activity at `now`, capped by the absolute expiry.
+    pub fn idle_expiry(&self, now: i64, absolute_expires_at: i64) -> i64 {
+        (now + self.idle.as_secs() as i64).min(absolute_expires_at)
+    }
+}
+
+/// Where a request came from, recorded with sessions and audit events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub tenant: String,
+    pub client: ClientInfo,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Session {
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+}
+
+/// A refresh token as the client holds it. Never stored; never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshToken([redacted])")
+    }
+}
+
+impl RefreshToken {
+    /// 256 random bits, base64url without padding (43 characters).
+    pub fn generate() -> Self {
+        Self(b64url(&random_bytes::<32>()))
+    }
+
+    /// Accepts what a client sends back; anything that cannot be one of ours is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = b64url_decode(text)?;
+        (bytes.len() == 32).then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// What is stored: base64url of the SHA-256 of the token.
+    pub fn hash(&self) -> String {
+        b64url(&sha256(self.0.as_bytes()))
+    }
+
+    /// A sealer only the holder of this token can reproduce.
+    fn sealer(&self) -> Sealer {
+        Sealer::derive(self.0.as_bytes(), "refresh-successor")
+    }
+
+    /// Seals the successor pair under a key derived from this (parent) token.
+    pub fn seal_successor(&self, successor: &Successor) -> String {
+        let json = serde_json::to_vec(successor).expect("successor serializes");
+        b64url(&self.sealer().seal(&json, self.hash().as_bytes()))
+    }
+
+    /// Opens what [`RefreshToken::seal_successor`] sealed with this same token.
+    pub fn open_successor(&self, sealed: &str) -> Option<Successor> {
+        let bytes = b64url_decode(sealed)?;
+        let json = self.sealer().open(&bytes, self.hash().as_bytes())?;
+        serde_json::from_slice(&json).ok()
+    }
+}
+
+/// The pair issued by a rotation, kept sealed in the parent's row for the grace window.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Successor {
+    pub refresh_token: String,
+    pub access_token: String,
+    pub access_expires_at: i64,
+}
+
+impl std::fmt::Debug for Successor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Successor([redacted])")
+    }
+}
+
+/// What the store knows about a presented refresh token.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub session: Session,
+    pub used_at: Option<i64>,
+    pub successor_sealed: Option<String>,
+}
+
+/// One security event for the audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub tenant: String,
+    pub kind: &'static str,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub client: ClientInfo,
+    pub detail: serde_json::Value,
+    pub at: i64,
+}
+
+impl AuditEvent {
+    pub fn new(kind: &'static str, tenant: &str, at: i64) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            kind,
+            user_id: None,
+            session_id: None,
+            client: ClientInfo::default(),
+            detail: serde_json::Value::Object(Default::default()),
+            at,
+        }
+    }
+
+    pub fn user(mut self, user_id: impl ToString) -> Self {
+        self.user_id = Some(user_id.to_string());
+        self
+    }
+
+    pub fn session(mut self, session_id: &str) -> Self {
+        self.session_id = Some(session_id.to_owned());
+        self
+    }
+
+    pub fn client(mut self, client: &ClientInfo) -> Self {
+        self.client = client.clone();
+        self
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_are_256_bits_and_only_their_hash_is_kept() {
+        let t = RefreshToken::generate();
+        assert_eq!(t.as_str().len(), 43);
+        assert_eq!(RefreshToken::parse(t.as_str()), Some(t.clone()));
+        assert_ne!(t.hash(), t.as_str());
+        assert_eq!(t.hash().len(), 43);
+        assert!(RefreshToken::parse("short").is_none());
+        assert!(RefreshToken::parse("eyJhbGciOiJFZERTQSJ9.e30.sig").is_none());
+        assert!(!format!("{t:?}").contains(t.as_str()));
+    }
+
+    #[test]
+    fn only_the_parent_token_opens_its_sealed_successor() {
+        let parent = RefreshToken::generate();
+        let successor = Successor {
+            refresh_token: "next".into(),
+            access_token: "jwt".into(),
+            access_expires_at: 5,
+        };
+        let sealed = parent.seal_successor(&successor);
+        assert!(!sealed.contains("next") && !sealed.contains("jwt"));
+        assert_eq!(parent.open_successor(&sealed), Some(successor));
+        assert_eq!(RefreshToken::generate().open_successor(&sealed), None);
+    }
+
+    #[test]
+    fn idle_expiry_slides_but_never_past_the_absolute_expiry() {
+        let s = SessionSettings::default();
+        assert_eq!(s.idle_expiry(100, 1_000_000_000), 100 + 7 * 24 * 3600);
+        assert_eq!(s.idle_expiry(100, 200), 200);
+    }
+}

@@ -1,0 +1,105 @@
+//! Contracts of the services this one replaces, kept so their clients work unchanged:
+//! Django SimpleJWT's token endpoints (with their trailing slashes and `access`/`refresh`
+//! names) and health answer. Behind them are the same login and rotation as everywhere else.
+
+use auth_core::CoreError;
+use auth_core::service::Credentials;
+use auth_proto::{
+    CompatObtainRequest, CompatRefreshRequest, CompatTokenPair, Health, Problem, User,
+};
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{no_store, user_body};
+use super::error::ApiError;
+use super::extract::{ApiJson, Authenticated, Client, JsonOrForm};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(obtain_pair))
+        .routes(routes!(refresh_pair))
+        .routes(routes!(me))
+        .routes(routes!(health))
+}
+
+fn pair(issued: auth_core::service::IssuedTokens) -> Response {
+    no_store(
+        Json(CompatTokenPair {
+            access: issued.access.token,
+            refresh: issued.refresh.as_str().to_owned(),
+        })
+        .into_response(),
+    )
+}
+
+/// SimpleJWT `TokenObtainPairView`: `{email, password}` (JSON or form) -> `{access, refresh}`.
+#[utoipa::path(post, path = "/auth/token/", tag = "compat",
+    request_body(content(
+        (CompatObtainRequest = "application/json"),
+        (CompatObtainRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, body = CompatTokenPair),
+        (status = 401, description = "`invalid_credentials`; `detail` is SimpleJWT's message", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn obtain_pair(
+    State(state): State<AppState>,
+    Client(client): Client,
+    JsonOrForm(body): JsonOrForm<CompatObtainRequest>,
+) -> Result<Response, ApiError> {
+    let credentials = Credentials::parse(Some(&body.email), None, body.password, None, client)?;
+    match state.auth.login(credentials).await {
+        Ok(issued) => Ok(pair(issued)),
+        Err(CoreError::InvalidCredentials) => Err(ApiError::from(CoreError::InvalidCredentials)
+            .detail("No active account found with the given credentials")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SimpleJWT `TokenRefreshView`: `{refresh}` -> `{access, refresh}`, with rotation.
+#[utoipa::path(post, path = "/auth/token/refresh/", tag = "compat",
+    request_body = CompatRefreshRequest,
+    responses(
+        (status = 200, body = CompatTokenPair),
+        (status = 401, description = "as `POST /auth/refresh`; `detail` is SimpleJWT's message", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh_pair(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(body): ApiJson<CompatRefreshRequest>,
+) -> Result<Response, ApiError> {
+    let issued = state
+        .auth
+        .refresh(&body.refresh, &client)
+        .await
+        .map_err(|e| ApiError::from(e).detail("Token is invalid or expired"))?;
+    Ok(pair(issued))
+}
+
+/// The caller's account, at the Django path.
+#[utoipa::path(get, path = "/auth/me/", tag = "compat",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = User),
+        (status = 401, description = "`token_invalid`, `token_expired` or `token_revoked`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn me(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Response, ApiError> {
+    let user = state.auth.current_user(&claims).await?;
+    Ok(no_store(Json(user_body(user)).into_response()))
+}
+
+/// The Django service's health answer.
+#[utoipa::path(get, path = "/auth/health/", tag = "compat",
+    responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "auth-service-up".into(),
+    })
+}

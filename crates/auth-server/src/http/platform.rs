@@ -1,0 +1,119 @@
+//! Token checks for the platform: introspection (`/auth/validate`) and forward-auth for
+//! gateways (`/auth/verify`). Neither touches the database: signature and claims are checked
+//! locally and revoked sessions come from the in-memory revocation list.
+
+use auth_core::CoreError;
+use auth_core::token::AccessClaims;
+use auth_proto::{Introspection, Problem, ValidateRequest};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::no_store;
+use super::error::ApiError;
+use super::extract::{MaybeJson, bearer_token};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(validate))
+        .routes(routes!(verify))
+}
+
+fn introspection(claims: AccessClaims) -> Introspection {
+    Introspection {
+        active: true,
+        user_id: Some(claims.sub.clone()),
+        sub: Some(claims.sub),
+        sid: claims.sid,
+        role: claims.role,
+        roles: Some(claims.roles),
+        permissions: Some(claims.permissions),
+        tenant: Some(claims.tenant),
+        email: Some(claims.email),
+        exp: Some(claims.exp),
+        iat: Some(claims.iat),
+    }
+}
+
+/// Introspect an access token (RFC 7662 style): `{active: true, ...claims}` for a valid token
+/// of a live session, `{active: false}` for anything else. Never an error for a bad token.
+#[utoipa::path(post, path = "/auth/validate", tag = "platform",
+    request_body(content = Option<ValidateRequest>, description = "Optional when the token is sent as a bearer token"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, body = Introspection),
+        (status = 400, description = "`malformed_request`: the body is not JSON", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn validate(
+    State(state): State<AppState>,
+    parts: Parts,
+    MaybeJson(body): MaybeJson<ValidateRequest>,
+) -> Response {
+    let token = body.and_then(|b| b.token);
+    let token = token.as_deref().or_else(|| bearer_token(&parts).ok());
+    let answer = match token.map(|t| state.auth.authenticate(t)) {
+        Some(Ok(claims)) => introspection(claims),
+        Some(Err(e)) => {
+            tracing::info!(reason = %e, "token inactive");
+            Introspection::default()
+        }
+        None => Introspection::default(),
+    };
+    no_store(Json(answer).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VerifyQuery {
+    /// Answer 403 unless the token has this role.
+    role: Option<String>,
+    /// Answer 403 unless the token has this permission.
+    permission: Option<String>,
+}
+
+/// Forward-auth for nginx `auth_request` and Traefik `forwardAuth`: 200 with the identity in
+/// `X-Auth-*` headers, 401 without a valid token, 403 when `role` or `permission` is missing.
+#[utoipa::path(get, path = "/auth/verify", tag = "platform",
+    params(VerifyQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Authenticated; identity in `X-Auth-User-Id`, `X-Auth-Email`, `X-Auth-Roles`, `X-Auth-Permissions`, `X-Auth-Tenant`, `X-Auth-Session-Id`"),
+        (status = 401, description = "`token_invalid`, `token_expired` or `token_revoked`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the role or permission is missing", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Query(query): Query<VerifyQuery>,
+    parts: Parts,
+) -> Result<(StatusCode, HeaderMap), ApiError> {
+    let token = bearer_token(&parts).map_err(CoreError::Token)?;
+    let claims = state
+        .auth
+        .authorize(token, query.role.as_deref(), query.permission.as_deref())?;
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-auth-user-id", &claims.sub);
+    put("x-auth-email", &claims.email);
+    put("x-auth-roles", &claims.roles.join(","));
+    put("x-auth-permissions", &claims.permissions.join(","));
+    put("x-auth-tenant", &claims.tenant);
+    put(
+        "x-auth-session-id",
+        claims.sid.as_deref().unwrap_or_default(),
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    Ok((StatusCode::OK, headers))
+}

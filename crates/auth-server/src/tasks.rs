@@ -1,0 +1,72 @@
+//! Background tasks of every instance: reading revocations made by other instances, and key
+//! upkeep (promotion, automatic rotation, removal, reload). Both stop with the server.
+
+use std::time::Duration;
+
+use auth_core::now_unix;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+/// Running background tasks.
+pub struct Tasks {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// Signals the tasks to stop and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}
+
+pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -> Tasks {
+    let (stop, stopped) = watch::channel(false);
+    let revocations = {
+        let state = state.clone();
+        every(revocation_poll, stopped.clone(), move || {
+            let state = state.clone();
+            async move {
+                if let Err(e) = state.auth.sync_revocations().await {
+                    tracing::warn!(error = %e, "reading revocations failed; will retry");
+                }
+            }
+        })
+    };
+    let keys = every(key_reload, stopped, move || {
+        let state = state.clone();
+        async move {
+            if let Err(e) = state.keys().tick(now_unix()).await {
+                tracing::warn!(error = %e, "signing-key upkeep failed; will retry");
+            }
+        }
+    });
+    Tasks {
+        stop,
+        handles: vec![revocations, keys],
+    }
+}
+
+/// Runs `job` every `period` until told to stop.
+fn every<F, Fut>(period: Duration, mut stopped: watch::Receiver<bool>, job: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => job().await,
+                _ = stopped.changed() => break,
+            }
+        }
+    })
+}

@@ -1,0 +1,267 @@
+//! Sessions, refresh tokens (by hash) and the audit trail.
+
+use auth_core::StoreError;
+use auth_core::repo::{Rotation, SessionRepository};
+use auth_core::session::{AuditEvent, ClientInfo, RefreshRecord, Session};
+use sqlx::{Any, AnyConnection, FromRow};
+use tracing::instrument;
+
+use crate::{Store, map_err};
+
+#[derive(FromRow)]
+struct SessionRow {
+    id: String,
+    user_id: String,
+    tenant_id: String,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: i64,
+    last_used_at: i64,
+    idle_expires_at: i64,
+    absolute_expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            id: r.id,
+            user_id: r.user_id,
+            tenant: r.tenant_id,
+            client: ClientInfo {
+                ip: r.ip,
+                user_agent: r.user_agent,
+            },
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            idle_expires_at: r.idle_expires_at,
+            absolute_expires_at: r.absolute_expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct RefreshRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    used_at: Option<i64>,
+    successor_sealed: Option<String>,
+}
+
+const SESSION_COLUMNS: &str = "s.id, s.user_id, s.tenant_id, s.user_agent, s.ip, s.created_at, \
+     s.last_used_at, s.idle_expires_at, s.absolute_expires_at, s.revoked_at";
+
+/// Audit events are capped in size so a hostile user agent cannot bloat the table.
+fn clip(value: &Option<String>) -> Option<String> {
+    value.as_ref().map(|v| v.chars().take(512).collect())
+}
+
+async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, tenant_id, kind, user_id, session_id, ip, user_agent, detail, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&e.tenant)
+    .bind(e.kind)
+    .bind(&e.user_id)
+    .bind(&e.session_id)
+    .bind(clip(&e.client.ip))
+    .bind(clip(&e.client.user_agent))
+    .bind(e.detail.to_string())
+    .bind(e.at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+impl SessionRepository for Store {
+    #[instrument(skip_all, err, fields(session_id = %session.id))]
+    async fn create_session(
+        &self,
+        session: Session,
+        token_hash: String,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, tenant_id, user_agent, ip, created_at, last_used_at, \
+             idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
+        )
+        .bind(&session.id)
+        .bind(&session.user_id)
+        .bind(&session.tenant)
+        .bind(clip(&session.client.user_agent))
+        .bind(clip(&session.client.ip))
+        .bind(session.created_at)
+        .bind(session.idle_expires_at)
+        .bind(session.absolute_expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&token_hash)
+        .bind(&session.id)
+        .bind(session.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    #[instrument(skip_all, err)]
+    async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed FROM refresh_tokens t \
+             JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1"
+        );
+        let row = sqlx::query_as::<Any, RefreshRow>(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| RefreshRecord {
+            session: r.session.into(),
+            used_at: r.used_at,
+            successor_sealed: r.successor_sealed,
+        }))
+    }
+
+    #[instrument(skip_all, err, fields(session_id = %rotation.session_id))]
+    async fn rotate_refresh_token(
+        &self,
+        rotation: Rotation,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The conditional update is the first statement, so on SQLite the transaction takes
+        // the write lock before reading anything; on PostgreSQL a concurrent rotation waits on
+        // the row lock and then finds `used_at` set. Either way exactly one rotation wins.
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1, successor_sealed = $2 \
+             WHERE token_hash = $3 AND used_at IS NULL",
+        )
+        .bind(rotation.now)
+        .bind(&rotation.successor_sealed)
+        .bind(&rotation.parent_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if claimed != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&rotation.successor_hash)
+        .bind(&rotation.session_id)
+        .bind(rotation.now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE sessions SET last_used_at = $1, idle_expires_at = $2 WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(rotation.now)
+        .bind(rotation.idle_expires_at)
+        .bind(&rotation.session_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    #[instrument(skip_all, err, fields(session_id = %session_id))]
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        user_id: Option<&str>,
+        reason: &str,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE id = $3 AND revoked_at IS NULL AND ($4 IS NULL OR user_id = $4)",
+        )
+        .bind(audit.at)
+        .bind(reason)
+        .bind(session_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if done == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %user_id))]
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        audit: AuditEvent,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let ids = sqlx::query_scalar::<Any, String>(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(audit.at)
+        .bind(reason)
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids)
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %user_id))]
+    async fn active_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL \
+             AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 ORDER BY s.created_at DESC, s.id DESC"
+        );
+        let rows = sqlx::query_as::<Any, SessionRow>(&sql)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(rows.into_iter().map(Session::from).collect())
+    }
+
+    async fn revoked_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as::<Any, (String, i64)>(
+            "SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    #[instrument(skip_all, err, fields(kind = audit.kind))]
+    async fn record_audit(&self, audit: AuditEvent) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_audit(&mut conn, &audit).await
+    }
+}

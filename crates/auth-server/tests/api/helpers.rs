@@ -7,6 +7,7 @@ use auth_server::config::{Config, RawConfig};
 use auth_server::startup::Application;
 use auth_server::state::AppState;
 use reqwest::{Client, Response};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::AnyPool;
 
@@ -193,10 +194,33 @@ impl TestApp {
     /// Signs up and logs in; returns the access token.
     pub async fn token_for(&self, email: &str) -> String {
         self.signup(email).await;
+        self.login_pair(email).await.access
+    }
+
+    /// Logs in an existing user with [`PASSWORD`].
+    pub async fn login_pair(&self, email: &str) -> Pair {
         let r = self.login(email, PASSWORD).await;
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        assert_eq!(r.status(), 200, "login of {email}");
+        Pair::from(r.json::<Value>().await.unwrap())
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token})).await
+    }
+
+    /// Another instance of the service on the same database, with extra settings.
+    pub async fn sibling(&self, extra: &[(&str, &str)]) -> (String, AppState) {
+        let mut env = base_env();
+        env.insert("DATABASE_URL".into(), self.config.database_url.expose_secret().to_owned());
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = RawConfig::load(None, &|n| env.get(n).cloned(), &[]).unwrap().validate().unwrap();
+        let app = Application::build(&config).await.expect("sibling starts");
+        let addr = format!("http://{}", app.local_addr());
+        let state = app.state().clone();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        (addr, state)
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -205,6 +229,43 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// An access token with its refresh token and session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub access: String,
+    pub refresh: String,
+    pub session_id: String,
+    pub body: Value,
+}
+
+impl From<Value> for Pair {
+    fn from(body: Value) -> Self {
+        Self {
+            access: body["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            session_id: body["session_id"].as_str().expect("session_id").to_owned(),
+            body,
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `seconds`; for effects that are
+/// eventually consistent by design (another instance's poll), never for start-up.
+pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// Asserts a problem+json answer with the given status and code, returning the body.

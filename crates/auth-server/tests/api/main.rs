@@ -9,4 +9,5 @@ mod jwks;
 mod login;
 mod me;
 mod ops;
+mod sessions;
 mod signup;

@@ -196,3 +196,46 @@ async fn serve_starts_with_migrations_and_a_key_and_exits_0_on_sigterm() {
     let status = stop(server);
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn keys_rotate_and_list_from_the_command_line() {
+    let (_db, url) = TestDb::create().await;
+    let run = |args: &[&str]| {
+        command(&url)
+            .args(args)
+            .env("AUTH_KEY_PROPAGATION_SECONDS", "0")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["keys", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        list.lines().filter(|l| l.contains(" active ")).count(),
+        1,
+        "{list}"
+    );
+
+    let out = run(&["keys", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is now signing"));
+    let list = String::from_utf8_lossy(&run(&["keys", "list"]).stdout).to_string();
+    assert_eq!(
+        list.lines().filter(|l| l.contains(" active ")).count(),
+        1,
+        "{list}"
+    );
+    assert_eq!(
+        list.lines().filter(|l| l.contains(" retired ")).count(),
+        1,
+        "{list}"
+    );
+}

@@ -205,17 +205,24 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token})).await
+        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token}))
+            .await
     }
 
     /// Another instance of the service on the same database, with extra settings.
     pub async fn sibling(&self, extra: &[(&str, &str)]) -> (String, AppState) {
         let mut env = base_env();
-        env.insert("DATABASE_URL".into(), self.config.database_url.expose_secret().to_owned());
+        env.insert(
+            "DATABASE_URL".into(),
+            self.config.database_url.expose_secret().to_owned(),
+        );
         for (k, v) in extra {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
-        let config = RawConfig::load(None, &|n| env.get(n).cloned(), &[]).unwrap().validate().unwrap();
+        let config = RawConfig::load(None, &|n| env.get(n).cloned(), &[])
+            .unwrap()
+            .validate()
+            .unwrap();
         let app = Application::build(&config).await.expect("sibling starts");
         let addr = format!("http://{}", app.local_addr());
         let state = app.state().clone();
@@ -243,8 +250,14 @@ pub struct Pair {
 impl From<Value> for Pair {
     fn from(body: Value) -> Self {
         Self {
-            access: body["access_token"].as_str().expect("access_token").to_owned(),
-            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            access: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
             session_id: body["session_id"].as_str().expect("session_id").to_owned(),
             body,
         }

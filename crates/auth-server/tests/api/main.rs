@@ -3,11 +3,15 @@
 //! it over HTTP.
 
 mod cli;
+mod compat;
 mod errors;
 mod helpers;
+mod hostile;
 mod jwks;
+mod keys;
 mod login;
 mod me;
 mod ops;
+mod platform;
 mod sessions;
 mod signup;

@@ -37,7 +37,11 @@ async fn login_opens_a_session_and_stores_only_the_refresh_token_hash() {
     let expected = RefreshToken::parse(&pair.refresh).unwrap().hash();
     assert_eq!(hashes, vec![expected]);
     assert_ne!(hashes[0], pair.refresh);
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'login_succeeded'").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'login_succeeded'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -52,14 +56,37 @@ async fn refresh_rotates_within_the_same_session() {
     assert_eq!(second.session_id, first.session_id);
     assert_ne!(second.refresh, first.refresh);
     assert_eq!(second.body["token_type"], "bearer");
-    assert_eq!(app.get_with_token("/auth/me", &second.access).await.status(), 200);
-    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL").await, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NULL").await, 1);
+    assert_eq!(
+        app.get_with_token("/auth/me", &second.access)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NULL")
+            .await,
+        1
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);
     // The chain goes on.
-    let third = Pair::from(app.refresh(&second.refresh).await.json::<Value>().await.unwrap());
+    let third = Pair::from(
+        app.refresh(&second.refresh)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+    );
     assert_eq!(third.session_id, first.session_id);
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token_refreshed'").await, 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token_refreshed'")
+            .await,
+        2
+    );
 }
 
 #[tokio::test]
@@ -67,20 +94,35 @@ async fn a_retry_within_the_grace_window_gets_the_same_successor() {
     let app = spawn_app().await;
     app.signup("g@example.com").await;
     let first = app.login_pair("g@example.com").await;
-    let a = Pair::from(app.refresh(&first.refresh).await.json::<Value>().await.unwrap());
+    let a = Pair::from(
+        app.refresh(&first.refresh)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+    );
     let r = app.refresh(&first.refresh).await;
     assert_eq!(r.status(), 200, "a lost response is retried");
     let b = Pair::from(r.json::<Value>().await.unwrap());
     assert_eq!(a.refresh, b.refresh);
     assert_eq!(a.access, b.access);
-    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 2, "no second chain");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM refresh_tokens").await,
+        2,
+        "no second chain"
+    );
     // The sealed successor is not readable from the database.
-    let sealed: String = sqlx::query_scalar("SELECT successor_sealed FROM refresh_tokens WHERE used_at IS NOT NULL")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let sealed: String =
+        sqlx::query_scalar("SELECT successor_sealed FROM refresh_tokens WHERE used_at IS NOT NULL")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     assert!(!sealed.contains(&a.refresh));
-    assert_eq!(app.refresh(&a.refresh).await.status(), 200, "the successor still works");
+    assert_eq!(
+        app.refresh(&a.refresh).await.status(),
+        200,
+        "the successor still works"
+    );
 }
 
 #[tokio::test]
@@ -88,20 +130,46 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session() {
     let app = spawn_app_with(&[("AUTH_REFRESH_GRACE_SECONDS", "0")]).await;
     app.signup("x@example.com").await;
     let first = app.login_pair("x@example.com").await;
-    let second = Pair::from(app.refresh(&first.refresh).await.json::<Value>().await.unwrap());
-    assert_problem(app.refresh(&first.refresh).await, 401, "refresh_token_reused").await;
+    let second = Pair::from(
+        app.refresh(&first.refresh)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+    );
+    assert_problem(
+        app.refresh(&first.refresh).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
 
     // Every token of the family stops working, the newest included.
     assert_problem(app.refresh(&second.refresh).await, 401, "token_revoked").await;
-    assert_problem(app.get_with_token("/auth/me", &second.access).await, 401, "token_revoked").await;
-    assert_problem(app.get_with_token("/auth/me", &first.access).await, 401, "token_revoked").await;
-    let reason: Option<String> = sqlx::query_scalar("SELECT revoked_reason FROM sessions WHERE id = $1")
-        .bind(&first.session_id)
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    assert_problem(
+        app.get_with_token("/auth/me", &second.access).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    assert_problem(
+        app.get_with_token("/auth/me", &first.access).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT revoked_reason FROM sessions WHERE id = $1")
+            .bind(&first.session_id)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     assert_eq!(reason.as_deref(), Some("refresh_token_reused"));
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_token_reused'").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_token_reused'")
+            .await,
+        1
+    );
 
     // Other sessions of the same user are untouched.
     let other = app.login_pair("x@example.com").await;
@@ -115,7 +183,10 @@ async fn concurrent_refreshes_of_one_token_create_one_successor() {
     let first = app.login_pair("c@example.com").await;
     let handles: Vec<_> = (0..16)
         .map(|_| {
-            let request = app.client.post(app.url("/auth/refresh")).json(&json!({"refresh_token": first.refresh}));
+            let request = app
+                .client
+                .post(app.url("/auth/refresh"))
+                .json(&json!({"refresh_token": first.refresh}));
             tokio::spawn(async move { request.send().await.unwrap() })
         })
         .collect();
@@ -127,8 +198,16 @@ async fn concurrent_refreshes_of_one_token_create_one_successor() {
     }
     assert_eq!(successors.len(), 1, "every racer got the same successor");
     assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 2);
-    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NULL").await, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -138,7 +217,10 @@ async fn concurrent_refreshes_without_grace_never_fork_the_chain() {
     let first = app.login_pair("c0@example.com").await;
     let handles: Vec<_> = (0..16)
         .map(|_| {
-            let request = app.client.post(app.url("/auth/refresh")).json(&json!({"refresh_token": first.refresh}));
+            let request = app
+                .client
+                .post(app.url("/auth/refresh"))
+                .json(&json!({"refresh_token": first.refresh}));
             tokio::spawn(async move { request.send().await.unwrap() })
         })
         .collect();
@@ -156,7 +238,11 @@ async fn concurrent_refreshes_without_grace_never_fork_the_chain() {
 
 #[tokio::test]
 async fn refresh_slides_the_idle_expiry_up_to_the_absolute_lifetime() {
-    let app = spawn_app_with(&[("AUTH_SESSION_IDLE_SECONDS", "3600"), ("AUTH_SESSION_ABSOLUTE_SECONDS", "7200")]).await;
+    let app = spawn_app_with(&[
+        ("AUTH_SESSION_IDLE_SECONDS", "3600"),
+        ("AUTH_SESSION_ABSOLUTE_SECONDS", "7200"),
+    ])
+    .await;
     app.signup("e@example.com").await;
     let first = app.login_pair("e@example.com").await;
     assert_eq!(first.body["refresh_expires_in"], 3600);
@@ -168,13 +254,29 @@ async fn refresh_slides_the_idle_expiry_up_to_the_absolute_lifetime() {
         .execute(app.pool())
         .await
         .unwrap();
-    let second = Pair::from(app.refresh(&first.refresh).await.json::<Value>().await.unwrap());
+    let second = Pair::from(
+        app.refresh(&first.refresh)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+    );
     let expires_in = second.body["refresh_expires_in"].as_i64().unwrap();
-    assert!((99..=100).contains(&expires_in), "capped by the absolute expiry: {expires_in}");
-    let idle: i64 = sqlx::query_scalar("SELECT idle_expires_at FROM sessions").fetch_one(app.pool()).await.unwrap();
+    assert!(
+        (99..=100).contains(&expires_in),
+        "capped by the absolute expiry: {expires_in}"
+    );
+    let idle: i64 = sqlx::query_scalar("SELECT idle_expires_at FROM sessions")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
     assert_eq!(idle, now + 100);
 
-    sqlx::query("UPDATE sessions SET idle_expires_at = $1").bind(now - 1).execute(app.pool()).await.unwrap();
+    sqlx::query("UPDATE sessions SET idle_expires_at = $1")
+        .bind(now - 1)
+        .execute(app.pool())
+        .await
+        .unwrap();
     assert_problem(app.refresh(&second.refresh).await, 401, "token_expired").await;
 }
 
@@ -184,13 +286,28 @@ async fn unknown_and_misplaced_tokens_are_refused() {
     app.signup("m@example.com").await;
     let pair = app.login_pair("m@example.com").await;
     let unknown = RefreshToken::generate();
-    for (token, why) in [(unknown.as_str(), "unknown"), (pair.access.as_str(), "an access token"), ("", "empty"), ("x", "garbage")] {
+    for (token, why) in [
+        (unknown.as_str(), "unknown"),
+        (pair.access.as_str(), "an access token"),
+        ("", "empty"),
+        ("x", "garbage"),
+    ] {
         let r = app.refresh(token).await;
         assert_eq!(r.status(), 401, "{why}");
         assert_problem(r, 401, "token_invalid").await;
     }
-    assert_problem(app.get_with_token("/auth/me", &pair.refresh).await, 401, "token_invalid").await;
-    assert_problem(app.post_json("/auth/refresh", &json!({})).await, 422, "validation_failed").await;
+    assert_problem(
+        app.get_with_token("/auth/me", &pair.refresh).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    assert_problem(
+        app.post_json("/auth/refresh", &json!({})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -199,15 +316,42 @@ async fn logout_with_the_refresh_token_ends_that_session_only() {
     app.signup("l@example.com").await;
     let one = app.login_pair("l@example.com").await;
     let two = app.login_pair("l@example.com").await;
-    let r = app.post_json("/auth/logout", &json!({"refresh_token": one.refresh})).await;
+    let r = app
+        .post_json("/auth/logout", &json!({"refresh_token": one.refresh}))
+        .await;
     assert_eq!(r.status(), 204);
     assert_problem(app.refresh(&one.refresh).await, 401, "token_revoked").await;
-    assert_problem(app.get_with_token("/auth/me", &one.access).await, 401, "token_revoked").await;
-    assert_eq!(app.get_with_token("/auth/me", &two.access).await.status(), 200);
+    assert_problem(
+        app.get_with_token("/auth/me", &one.access).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    assert_eq!(
+        app.get_with_token("/auth/me", &two.access).await.status(),
+        200
+    );
     // Unknown tokens are accepted silently, and logging out twice is fine.
-    assert_eq!(app.post_json("/auth/logout", &json!({"refresh_token": RefreshToken::generate().as_str()})).await.status(), 204);
-    assert_eq!(app.post_json("/auth/logout", &json!({"refresh_token": one.refresh})).await.status(), 204);
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'logout'").await, 1);
+    assert_eq!(
+        app.post_json(
+            "/auth/logout",
+            &json!({"refresh_token": RefreshToken::generate().as_str()})
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        app.post_json("/auth/logout", &json!({"refresh_token": one.refresh}))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'logout'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -215,11 +359,27 @@ async fn logout_with_a_bearer_token_ends_its_session() {
     let app = spawn_app().await;
     app.signup("lb@example.com").await;
     let pair = app.login_pair("lb@example.com").await;
-    let r = app.client.post(app.url("/auth/logout")).bearer_auth(&pair.access).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&pair.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    assert_problem(app.get_with_token("/auth/me", &pair.access).await, 401, "token_revoked").await;
+    assert_problem(
+        app.get_with_token("/auth/me", &pair.access).await,
+        401,
+        "token_revoked",
+    )
+    .await;
     assert_problem(app.refresh(&pair.refresh).await, 401, "token_revoked").await;
-    let r = app.client.post(app.url("/auth/logout")).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, 401, "token_invalid").await;
 }
 
@@ -228,16 +388,39 @@ async fn logout_all_ends_every_session_of_the_user() {
     let app = spawn_app().await;
     app.signup("la@example.com").await;
     app.signup("bystander@example.com").await;
-    let sessions: Vec<Pair> = vec![app.login_pair("la@example.com").await, app.login_pair("la@example.com").await];
+    let sessions: Vec<Pair> = vec![
+        app.login_pair("la@example.com").await,
+        app.login_pair("la@example.com").await,
+    ];
     let bystander = app.login_pair("bystander@example.com").await;
-    let r = app.client.post(app.url("/auth/logout-all")).bearer_auth(&sessions[0].access).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/auth/logout-all"))
+        .bearer_auth(&sessions[0].access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     for s in &sessions {
-        assert_problem(app.get_with_token("/auth/me", &s.access).await, 401, "token_revoked").await;
+        assert_problem(
+            app.get_with_token("/auth/me", &s.access).await,
+            401,
+            "token_revoked",
+        )
+        .await;
         assert_problem(app.refresh(&s.refresh).await, 401, "token_revoked").await;
     }
-    assert_eq!(app.get_with_token("/auth/me", &bystander.access).await.status(), 200);
-    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL").await, 1);
+    assert_eq!(
+        app.get_with_token("/auth/me", &bystander.access)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -258,13 +441,46 @@ async fn users_list_and_revoke_their_own_sessions_only() {
     assert_eq!(current[0]["id"], mine.session_id.as_str());
     assert_eq!(current[0]["ip"], "127.0.0.1");
 
-    let delete = |id: String| app.client.delete(app.url(&format!("/auth/sessions/{id}"))).bearer_auth(&mine.access).send();
-    assert_problem(delete(theirs.session_id.clone()).await.unwrap(), 404, "not_found").await;
-    assert_eq!(app.get_with_token("/auth/me", &theirs.access).await.status(), 200);
-    assert_eq!(delete(laptop.session_id.clone()).await.unwrap().status(), 204);
-    assert_problem(app.get_with_token("/auth/me", &laptop.access).await, 401, "token_revoked").await;
-    assert_problem(delete(laptop.session_id.clone()).await.unwrap(), 404, "not_found").await;
-    let list: Vec<Value> = app.get_with_token("/auth/sessions", &mine.access).await.json().await.unwrap();
+    let delete = |id: String| {
+        app.client
+            .delete(app.url(&format!("/auth/sessions/{id}")))
+            .bearer_auth(&mine.access)
+            .send()
+    };
+    assert_problem(
+        delete(theirs.session_id.clone()).await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        app.get_with_token("/auth/me", &theirs.access)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        delete(laptop.session_id.clone()).await.unwrap().status(),
+        204
+    );
+    assert_problem(
+        app.get_with_token("/auth/me", &laptop.access).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    assert_problem(
+        delete(laptop.session_id.clone()).await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    let list: Vec<Value> = app
+        .get_with_token("/auth/sessions", &mine.access)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.len(), 1);
 }
 
@@ -274,14 +490,30 @@ async fn revocations_reach_other_instances_sharing_the_database() {
     let (other_addr, other_state) = app.sibling(&[("AUTH_REVOCATION_POLL_MS", "100")]).await;
     app.signup("multi@example.com").await;
     let pair = app.login_pair("multi@example.com").await;
-    let me_on_other = || app.client.get(format!("{other_addr}/auth/me")).bearer_auth(&pair.access).send();
+    let me_on_other = || {
+        app.client
+            .get(format!("{other_addr}/auth/me"))
+            .bearer_auth(&pair.access)
+            .send()
+    };
     assert_eq!(me_on_other().await.unwrap().status(), 200);
 
-    let r = app.post_json("/auth/logout", &json!({"refresh_token": pair.refresh})).await;
+    let r = app
+        .post_json("/auth/logout", &json!({"refresh_token": pair.refresh}))
+        .await;
     assert_eq!(r.status(), 204);
     let seen = eventually(5, || async { me_on_other().await.unwrap().status() == 401 }).await;
-    assert!(seen, "the other instance refuses the revoked session's token");
+    assert!(
+        seen,
+        "the other instance refuses the revoked session's token"
+    );
     assert!(other_state.auth.revocations().is_revoked(&pair.session_id));
-    let verify = app.client.get(format!("{other_addr}/auth/verify")).bearer_auth(&pair.access).send().await.unwrap();
+    let verify = app
+        .client
+        .get(format!("{other_addr}/auth/verify"))
+        .bearer_auth(&pair.access)
+        .send()
+        .await
+        .unwrap();
     assert_problem(verify, 401, "token_revoked").await;
 }

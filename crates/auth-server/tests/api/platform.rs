@@ -1,0 +1,134 @@
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn validate_introspects_tokens_from_the_body_or_the_bearer_header() {
+    let app = spawn_app().await;
+    app.signup("v@example.com").await;
+    let pair = app.login_pair("v@example.com").await;
+    let by_body: Value = app
+        .post_json("/auth/validate", &json!({"token": pair.access}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_body["active"], true);
+    assert_eq!(by_body["sid"], pair.session_id.as_str());
+    assert_eq!(by_body["role"], "user");
+    assert_eq!(by_body["roles"], json!(["user"]));
+    assert_eq!(by_body["tenant"], "default");
+    assert_eq!(by_body["email"], "v@example.com");
+    assert_eq!(by_body["sub"], by_body["user_id"]);
+    assert!(by_body["exp"].as_i64().unwrap() > by_body["iat"].as_i64().unwrap());
+
+    let r = app
+        .client
+        .post(app.url("/auth/validate"))
+        .bearer_auth(&pair.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), by_body);
+
+    for body in [
+        json!({"token": "garbage"}),
+        json!({}),
+        json!({"token": pair.refresh}),
+    ] {
+        let r = app.post_json("/auth/validate", &body).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"active": false}),
+            "{body}"
+        );
+    }
+    let r = app
+        .client
+        .post(app.url("/auth/validate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"active": false}));
+}
+
+#[tokio::test]
+async fn verify_answers_the_gateway_with_identity_headers() {
+    let app = spawn_app().await;
+    let body = app.signup("fw@example.com").await;
+    let pair = app.login_pair("fw@example.com").await;
+    let r = app.get_with_token("/auth/verify", &pair.access).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["x-auth-user-id"], body["id"].as_str().unwrap());
+    assert_eq!(h["x-auth-email"], "fw@example.com");
+    assert_eq!(h["x-auth-roles"], "user");
+    assert_eq!(h["x-auth-tenant"], "default");
+    assert_eq!(h["x-auth-session-id"], pair.session_id.as_str());
+
+    let r = app.get("/auth/verify").await;
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert_problem(r, 401, "token_invalid").await;
+    assert_eq!(
+        app.get_with_token("/auth/verify?role=user", &pair.access)
+            .await
+            .status(),
+        200
+    );
+    assert_problem(
+        app.get_with_token("/auth/verify?role=admin", &pair.access)
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        app.get_with_token("/auth/verify?permission=users:read", &pair.access)
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn permissions_follow_the_roles() {
+    let app = spawn_app().await;
+    let body = app.signup("adm@example.com").await;
+    sqlx::query("INSERT INTO user_roles (user_id, tenant_id, role_name, granted_at) VALUES ($1, 'default', 'admin', 0)")
+        .bind(body["id"].as_str().unwrap())
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let pair = app.login_pair("adm@example.com").await;
+    let r = app
+        .get_with_token(
+            "/auth/verify?role=admin&permission=users:write",
+            &pair.access,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["x-auth-permissions"]
+            .to_str()
+            .unwrap()
+            .contains("users:write")
+    );
+    assert_eq!(r.headers()["x-auth-roles"], "admin,user");
+    let me: Value = app
+        .get_with_token("/auth/me", &pair.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        me["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("users:read"))
+    );
+    let claims = app.state.auth.authenticate(&pair.access).unwrap();
+    assert_eq!(claims.role.as_deref(), Some("admin"));
+}

@@ -13,6 +13,7 @@ pub mod service;
 pub mod session;
 pub mod signing;
 pub mod token;
+pub mod token_cache;
 
 pub use error::{CoreError, StoreError};
 

@@ -1,17 +1,20 @@
-//! Password hashing (Argon2id on the blocking pool, with a bounded number in flight) and the
+//! Password hashing (Argon2id on dedicated low-priority threads, a bounded number in flight) and the
 //! password policy (NIST SP 800-63B: length limits, no composition rules).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Mutex;
+
+use argon2::password_hash::PasswordHash;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use tokio::sync::Semaphore;
-use tracing::Instrument;
 
 use crate::CoreError;
 use crate::domain::{Email, Password, Username};
-use crate::secret::random_bytes;
+use crate::secret::{ct_eq, random_bytes};
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,14 +54,87 @@ pub struct HashingLimits {
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
+    threads: std::sync::mpsc::Sender<Job>,
 }
 
 struct Inner {
     argon2: Argon2<'static>,
+    settings: Argon2Settings,
     slots: Arc<Semaphore>,
     limits: HashingLimits,
     /// Verified instead of a real hash when the user does not exist, so both cost the same.
     dummy_hash: String,
+    /// Argon2 working memory, reused: at most one buffer per hashing slot is kept, so memory
+    /// stays at `max_in_flight` x `memory_kib` however many hashes run over time, and no hash
+    /// pays for allocating and faulting in fresh pages.
+    buffers: Mutex<Vec<Vec<Block>>>,
+}
+
+impl Inner {
+    /// Runs `f` with at least `blocks` blocks of working memory.
+    fn with_memory<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let standard = self.settings.memory_kib as usize;
+        let pooled = (blocks <= standard)
+            .then(|| self.buffers.lock().unwrap_or_else(|e| e.into_inner()).pop())
+            .flatten();
+        let mut buffer = pooled.unwrap_or_else(|| vec![Block::default(); blocks.max(standard)]);
+        let result = f(&mut buffer);
+        if buffer.len() == standard {
+            let mut pool = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < self.limits.max_in_flight {
+                pool.push(buffer);
+            }
+        }
+        result
+    }
+
+    /// Hashes with the configured parameters into a PHC string.
+    fn hash(&self, password: &str) -> Result<String, argon2::Error> {
+        let salt = random_bytes::<16>();
+        let mut out = [0u8; 32];
+        let blocks = self.settings.memory_kib as usize;
+        self.with_memory(blocks, |mem| {
+            self.argon2
+                .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, mem)
+        })?;
+        let Argon2Settings {
+            memory_kib,
+            iterations,
+            parallelism,
+        } = self.settings;
+        Ok(format!(
+            "$argon2id$v=19$m={memory_kib},t={iterations},p={parallelism}${}${}",
+            STANDARD_NO_PAD.encode(salt),
+            STANDARD_NO_PAD.encode(out)
+        ))
+    }
+
+    /// Verifies against any Argon2 PHC string (its own parameters, variant and version).
+    fn verify(&self, hash: &str, password: &str) -> Result<bool, String> {
+        let parsed = PasswordHash::new(hash).map_err(|e| e.to_string())?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| e.to_string())?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or(Version::V0x13);
+        let params = Params::try_from(&parsed).map_err(|e| e.to_string())?;
+        let expected = parsed.hash.ok_or("hash has no output")?;
+        let mut salt_buf = [0u8; 64];
+        let salt = parsed
+            .salt
+            .ok_or("hash has no salt")?
+            .decode_b64(&mut salt_buf)
+            .map_err(|e| e.to_string())?;
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let mut out = vec![0u8; expected.len()];
+        self.with_memory(params.block_count(), |mem| {
+            argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, mem)
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(ct_eq(&out, expected.as_bytes()))
+    }
 }
 
 impl PasswordHasher {
@@ -67,16 +143,26 @@ impl PasswordHasher {
         if limits.max_in_flight == 0 {
             return Err("the number of hashes in flight must be at least 1".into());
         }
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy_hash = hash_with(&argon2, &crate::secret::b64url(&random_bytes::<16>()))
+        let mut inner = Inner {
+            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            settings,
+            slots: Arc::new(Semaphore::new(limits.max_in_flight)),
+            limits,
+            dummy_hash: String::new(),
+            buffers: Mutex::new(Vec::new()),
+        };
+        inner.dummy_hash = inner
+            .hash(&crate::secret::b64url(&random_bytes::<16>()))
             .map_err(|e| format!("cannot compute the dummy hash: {e}"))?;
+        // Idle instances keep no hashing memory; the pool refills on first use.
+        inner
+            .buffers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         Ok(Self {
-            inner: Arc::new(Inner {
-                argon2,
-                slots: Arc::new(Semaphore::new(limits.max_in_flight)),
-                limits,
-                dummy_hash,
-            }),
+            inner: Arc::new(inner),
+            threads: spawn_hashing_threads(limits.max_in_flight)?,
         })
     }
 
@@ -84,7 +170,7 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &Password) -> Result<String, CoreError> {
         let inner = self.inner.clone();
         let password = password.clone();
-        self.run(move || hash_with(&inner.argon2, password.expose()))
+        self.run(move || inner.hash(password.expose()))
             .await?
             .map_err(|e| CoreError::Internal(format!("password hashing failed: {e}")))
     }
@@ -101,26 +187,24 @@ impl PasswordHasher {
         let password = password.clone();
         self.run(move || {
             let known = hash.is_some();
-            let hash = hash.unwrap_or_else(|| inner.dummy_hash.clone());
-            let Ok(parsed) = PasswordHash::new(&hash) else {
-                tracing::error!("stored password hash cannot be parsed");
-                return false;
-            };
-            let ok = inner
-                .argon2
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok();
-            ok && known
+            let hash = hash.as_deref().unwrap_or(&inner.dummy_hash);
+            match inner.verify(hash, password.expose()) {
+                Ok(ok) => ok && known,
+                Err(e) => {
+                    tracing::error!(error = %e, "stored password hash cannot be used");
+                    false
+                }
+            }
         })
         .await
     }
 
-    /// Number of hashing operations running or waiting right now.
+    /// Number of hashing operations running right now.
     pub fn in_flight(&self) -> usize {
         self.inner.limits.max_in_flight - self.inner.slots.available_permits()
     }
 
-    /// Runs `work` on the blocking pool once a slot is free; gives up with
+    /// Runs `work` on a hashing thread once a slot is free; gives up with
     /// [`CoreError::Overloaded`] when no slot frees up within the queue timeout.
     async fn run<T: Send + 'static>(
         &self,
@@ -137,22 +221,61 @@ impl PasswordHasher {
         })?
         .map_err(|_| CoreError::Internal("hashing slots closed".into()))?;
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            span.in_scope(work)
-        })
-        .instrument(tracing::Span::current())
-        .await
-        .map_err(|e| CoreError::Internal(format!("hashing task failed: {e}")))
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.threads
+            .send(Box::new(move || {
+                let _permit = permit;
+                let _ = done.send(span.in_scope(work));
+            }))
+            .map_err(|_| CoreError::Internal("hashing threads stopped".into()))?;
+        result
+            .await
+            .map_err(|_| CoreError::Internal("hashing task failed".into()))
     }
 }
 
-fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, argon2::password_hash::Error> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>())?;
-    Ok(argon2
-        .hash_password(password.as_bytes(), &salt)?
-        .to_string())
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `n` hashing threads at the lowest CPU priority: when requests that need no hash
+/// (token verification, refresh) want the CPU, the kernel gives it to them first, so a login
+/// flood cannot starve them; when the CPU is otherwise idle, hashing uses all of it.
+fn spawn_hashing_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>, String> {
+    let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    for i in 0..n {
+        let receiver = receiver.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start hashing threads: {e}"))?;
+    }
+    Ok(sender)
 }
+
+#[cfg(unix)]
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, policy)
+    {
+        tracing::warn!(error = ?e, "cannot lower the priority of a hashing thread");
+    }
+}
+
+#[cfg(not(unix))]
+fn lower_priority() {}
 
 /// Rules a new password must meet.
 #[derive(Debug, Clone, Copy)]
@@ -234,6 +357,42 @@ mod tests {
         assert!(hasher.verify(Some(hash.clone()), &pw).await.unwrap());
         let wrong = Password::new("wrong horse".into());
         assert!(!hasher.verify(Some(hash), &wrong).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_from_the_reference_implementation_verify_and_ours_verify_there() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
+        let hasher = fast();
+        let pw = Password::new("correct horse".into());
+        // Other parameters and the argon2i variant, as other services may have stored them.
+        let reference = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(128, 2, 1, None).unwrap(),
+        );
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = reference
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(hasher.verify(Some(theirs.clone()), &pw).await.unwrap());
+        assert!(
+            !hasher
+                .verify(Some(theirs), &Password::new("wrong".into()))
+                .await
+                .unwrap()
+        );
+        let ours = hasher.hash(&pw).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        assert!(
+            hasher.inner.buffers.lock().unwrap().len() <= 2,
+            "the pool is bounded"
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use crate::domain::User;
 use crate::error::TokenRejection;
 use crate::keys::{KeyVault, KeyVaultError, StoredKey, ed25519_pkcs8};
 use crate::secret::b64url;
+use crate::token_cache::VerifiedCache;
 
 /// The `typ` header of access tokens (RFC 9068 section 2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -107,7 +108,11 @@ pub struct TokenService {
     algorithm: JwtAlgorithm,
     validation: Validation,
     ring: RwLock<Arc<KeyRing>>,
+    cache: VerifiedCache,
 }
+
+/// Verified tokens remembered by default (see [`TokenService::with_cache_capacity`]).
+pub const DEFAULT_CACHE_CAPACITY: usize = 16_384;
 
 impl TokenService {
     /// HS256 mode: one shared secret signs and verifies; the JWKS document is empty.
@@ -144,7 +149,14 @@ impl TokenService {
             algorithm,
             validation,
             ring: RwLock::new(Arc::new(ring)),
+            cache: VerifiedCache::new(DEFAULT_CACHE_CAPACITY),
         }
+    }
+
+    /// Sets how many verified tokens are remembered (0: verify every time).
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = VerifiedCache::new(capacity);
+        self
     }
 
     /// Replaces the key ring (EdDSA mode): the `active` key signs, every published key verifies.
@@ -155,6 +167,8 @@ impl TokenService {
     ) -> Result<(), KeyVaultError> {
         let ring = build_ring(keys, vault)?;
         *self.ring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+        // A key may have left the ring: its tokens must not be served from the cache.
+        self.cache.clear();
         Ok(())
     }
 
@@ -209,8 +223,20 @@ impl TokenService {
         })
     }
 
-    /// Verifies an access token and returns its claims.
-    pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenRejection> {
+    /// Verifies an access token and returns its claims; tokens verified before are answered
+    /// from the cache (expiry still checked).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenRejection> {
+        let key = VerifiedCache::key(token);
+        if let Some(claims) = self.cache.get(&key, now) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify_signature(token, now)?);
+        self.cache.insert(key, claims.clone(), now);
+        Ok(claims)
+    }
+
+    /// Verifies an access token in full, without the cache.
+    pub fn verify_signature(&self, token: &str, now: i64) -> Result<AccessClaims, TokenRejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
         if header.alg != self.algorithm.jwt() {
             return Err(TokenRejection::Algorithm);
@@ -336,7 +362,7 @@ mod tests {
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
         let claims = svc.verify(&t.token, now).unwrap();
-        assert_eq!(claims, t.claims);
+        assert_eq!(*claims, t.claims);
         assert_eq!(claims.role.as_deref(), Some("admin"));
         assert_eq!(claims.exp - claims.iat, 900);
         assert_eq!(svc.jwks().keys.len(), 1);

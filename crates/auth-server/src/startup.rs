@@ -75,7 +75,8 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     }
     let tokens = start_token_service(&store, config.tokens.clone(), mode)
         .await
-        .map_err(StartupError::Keys)?;
+        .map_err(StartupError::Keys)?
+        .with_cache_capacity(config.token_cache_size);
     let hasher =
         PasswordHasher::new(config.argon2, config.hashing).map_err(StartupError::Hashing)?;
     // Tokens of sessions revoked before this point have expired; start reading from there.

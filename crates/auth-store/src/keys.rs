@@ -67,6 +67,7 @@ impl KeyRepository for Store {
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]
     async fn insert_next_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, created_at, \
              activated_at, retired_at) VALUES ($1, $2, $3, $4, 'next', $5, $6, NULL)",
@@ -85,7 +86,7 @@ impl KeyRepository for Store {
 
     #[instrument(skip_all, err, fields(kid = %new_kid))]
     async fn promote_key(&self, new_kid: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         // Claim the promotion first: only one instance sees the next key still `next`.
         // The active key is retired before the new one activates (one active key at a time).
         let claimed =
@@ -117,6 +118,7 @@ impl KeyRepository for Store {
 
     #[instrument(skip_all, err)]
     async fn remove_retired_keys(&self, retired_before: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE signing_keys SET state = 'removed' WHERE state = 'retired' AND retired_at < $1",
         )
@@ -129,6 +131,7 @@ impl KeyRepository for Store {
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]
     async fn insert_first_active_key(&self, key: StoredKey) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, created_at, \
              activated_at, retired_at) VALUES ($1, $2, $3, $4, 'active', $5, $6, NULL)",

@@ -10,6 +10,7 @@ mod users;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::StoreError;
@@ -64,7 +65,13 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers of this process queue here, in order, instead
+    /// of in SQLite's busy handler, which sleeps and retries (long tail latencies under load).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Held while a write runs on SQLite; nothing on PostgreSQL.
+pub(crate) type WriteGuard<'a> = Option<tokio::sync::MutexGuard<'a, ()>>;
 
 impl Store {
     /// Connects to `url`. A SQLite file and its folder are created when missing; SQLite runs
@@ -97,7 +104,28 @@ impl Store {
             .connect_with(connect)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Waits for this process's turn to write (SQLite only).
+    pub(crate) async fn write_turn(&self) -> WriteGuard<'_> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Begins a write transaction in this process's turn.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<(WriteGuard<'_>, sqlx::Transaction<'static, sqlx::Any>), StoreError> {
+        let turn = self.write_turn().await;
+        let tx = self.pool.begin().await.map_err(map_err)?;
+        Ok((turn, tx))
     }
 
     pub fn backend(&self) -> Backend {

@@ -85,7 +85,7 @@ impl SessionRepository for Store {
         token_hash: String,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, tenant_id, user_agent, ip, created_at, last_used_at, \
              idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
@@ -141,7 +141,7 @@ impl SessionRepository for Store {
         rotation: Rotation,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         // The conditional update is the first statement, so on SQLite the transaction takes
         // the write lock before reading anything; on PostgreSQL a concurrent rotation waits on
         // the row lock and then finds `used_at` set. Either way exactly one rotation wins.
@@ -190,7 +190,7 @@ impl SessionRepository for Store {
         reason: &str,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
              WHERE id = $3 AND revoked_at IS NULL AND ($4 IS NULL OR user_id = $4)",
@@ -218,7 +218,7 @@ impl SessionRepository for Store {
         reason: &str,
         audit: AuditEvent,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let ids = sqlx::query_scalar::<Any, String>(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
              WHERE user_id = $3 AND revoked_at IS NULL RETURNING id",
@@ -261,6 +261,7 @@ impl SessionRepository for Store {
 
     #[instrument(skip_all, err, fields(kind = audit.kind))]
     async fn record_audit(&self, audit: AuditEvent) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         insert_audit(&mut conn, &audit).await
     }

@@ -75,7 +75,7 @@ async fn roles_of(
 impl UserRepository for Store {
     #[instrument(skip_all, err, fields(user_id = %user.id))]
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let id = user.id.to_string();
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, email_normalized, username, \

@@ -1,5 +1,7 @@
 //! Accounts: sign-up, login (which opens a session), and the caller's own account.
 
+use std::sync::Arc;
+
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -111,7 +113,7 @@ impl<R: Repository> AuthService<R> {
     }
 
     /// Verifies a bearer token: signature, claims, and that its session is not revoked.
-    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, CoreError> {
+    pub fn authenticate(&self, token: &str) -> Result<Arc<AccessClaims>, CoreError> {
         let claims = self
             .tokens
             .verify(token, now_unix())
@@ -132,7 +134,7 @@ impl<R: Repository> AuthService<R> {
         token: &str,
         role: Option<&str>,
         permission: Option<&str>,
-    ) -> Result<AccessClaims, CoreError> {
+    ) -> Result<Arc<AccessClaims>, CoreError> {
         let claims = self.authenticate(token)?;
         if let Some(role) = role.filter(|r| !claims.roles.iter().any(|have| have == r)) {
             return Err(CoreError::Forbidden(format!("role {role} required")));

@@ -119,7 +119,7 @@ impl<R: Repository> AuthService<R> {
                 access: AccessToken {
                     token: successor.access_token,
                     expires_in: (successor.access_expires_at - now).max(0) as u64,
-                    claims,
+                    claims: std::sync::Arc::unwrap_or_clone(claims),
                 },
                 refresh,
                 refresh_expires_in: (session.idle_expires_at - now).max(0) as u64,

@@ -46,6 +46,7 @@ pub struct Config {
     pub rotation: RotationSettings,
     pub key_reload: Duration,
     pub trusted_proxies: Vec<IpNet>,
+    pub token_cache_size: usize,
 }
 
 impl RawConfig {
@@ -139,6 +140,7 @@ impl RawConfig {
         let propagation: Option<u64> =
             p.parse_range(self, "key_propagation_seconds", 0, 30 * 86400);
         let reload: Option<u64> = p.parse_range(self, "key_reload_seconds", 1, 86400);
+        let token_cache: Option<usize> = p.parse_range(self, "token_cache_size", 0, 10_000_000);
         let mut trusted_proxies = Vec::new();
         for item in self
             .get("trusted_proxies")
@@ -202,6 +204,7 @@ impl RawConfig {
             },
             key_reload: Duration::from_secs(reload.unwrap_or(30)),
             trusted_proxies,
+            token_cache_size: token_cache.unwrap_or(16_384),
         })
     }
 }

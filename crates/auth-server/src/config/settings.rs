@@ -190,6 +190,12 @@ pub const SETTINGS: &[Setting] = &[
         Some(""),
         "comma-separated IPs/CIDRs whose X-Forwarded-For is believed",
     ),
+    setting(
+        "token_cache_size",
+        &["AUTH_TOKEN_CACHE_SIZE"],
+        Some("16384"),
+        "verified access tokens remembered (0 = verify every time)",
+    ),
 ];
 
 /// Environment variables that are not settings but are understood.

@@ -2,6 +2,7 @@
 //! 422 naming the field), JSON-or-form bodies, and the bearer token.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use auth_core::error::TokenRejection;
 use auth_core::session::ClientInfo;
@@ -190,8 +191,19 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, TokenRejection> {
     Ok(token)
 }
 
+/// The raw bearer token, or why there is none; verification is left to the handler.
+pub struct Bearer(pub Result<String, TokenRejection>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Bearer(bearer_token(parts).map(str::to_owned)))
+    }
+}
+
 /// The verified claims of the request's bearer token.
-pub struct Authenticated(pub AccessClaims);
+pub struct Authenticated(pub Arc<AccessClaims>);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -205,6 +217,15 @@ impl Authenticated {
     pub fn from_parts(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts).map_err(auth_core::CoreError::Token)?;
         Ok(Authenticated(state.auth.authenticate(token)?))
+    }
+
+    /// Verifies a bearer token taken with [`Bearer`].
+    pub fn from_bearer(
+        bearer: Result<String, TokenRejection>,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let token = bearer.map_err(auth_core::CoreError::Token)?;
+        Ok(Authenticated(state.auth.authenticate(&token)?))
     }
 }
 

@@ -7,7 +7,6 @@ use auth_core::token::AccessClaims;
 use auth_proto::{Introspection, Problem, ValidateRequest};
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::auth::no_store;
 use super::error::ApiError;
-use super::extract::{MaybeJson, bearer_token};
+use super::extract::{Bearer, MaybeJson};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,7 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
 }
 
-fn introspection(claims: AccessClaims) -> Introspection {
+fn introspection(claims: &AccessClaims) -> Introspection {
+    let claims = claims.clone();
     Introspection {
         active: true,
         user_id: Some(claims.sub.clone()),
@@ -53,13 +53,13 @@ fn introspection(claims: AccessClaims) -> Introspection {
     ))]
 pub async fn validate(
     State(state): State<AppState>,
-    parts: Parts,
+    Bearer(bearer): Bearer,
     MaybeJson(body): MaybeJson<ValidateRequest>,
 ) -> Response {
-    let token = body.and_then(|b| b.token);
-    let token = token.as_deref().or_else(|| bearer_token(&parts).ok());
+    let token = body.and_then(|b| b.token).or(bearer.ok());
+    let token = token.as_deref();
     let answer = match token.map(|t| state.auth.authenticate(t)) {
-        Some(Ok(claims)) => introspection(claims),
+        Some(Ok(claims)) => introspection(&claims),
         Some(Err(e)) => {
             tracing::info!(reason = %e, "token inactive");
             Introspection::default()
@@ -90,12 +90,13 @@ pub struct VerifyQuery {
 pub async fn verify(
     State(state): State<AppState>,
     Query(query): Query<VerifyQuery>,
-    parts: Parts,
+    Bearer(bearer): Bearer,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
-    let token = bearer_token(&parts).map_err(CoreError::Token)?;
-    let claims = state
-        .auth
-        .authorize(token, query.role.as_deref(), query.permission.as_deref())?;
+    let token = bearer.map_err(CoreError::Token)?;
+    let claims =
+        state
+            .auth
+            .authorize(&token, query.role.as_deref(), query.permission.as_deref())?;
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {

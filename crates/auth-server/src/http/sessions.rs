@@ -5,14 +5,13 @@ use auth_proto::{LogoutRequest, Problem, RefreshRequest, SessionInfo, TokenRespo
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{no_store, rfc3339, token_body};
 use super::error::ApiError;
-use super::extract::{ApiJson, Authenticated, Client, MaybeJson};
+use super::extract::{ApiJson, Authenticated, Bearer, Client, MaybeJson};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -55,13 +54,13 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<AppState>,
     Client(client): Client,
-    parts: Parts,
+    Bearer(bearer): Bearer,
     MaybeJson(body): MaybeJson<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
     match body.and_then(|b| b.refresh_token) {
         Some(token) => state.auth.logout_refresh_token(&token, &client).await?,
         None => {
-            let Authenticated(claims) = Authenticated::from_parts(&parts, &state)?;
+            let Authenticated(claims) = Authenticated::from_bearer(bearer, &state)?;
             state.auth.logout_session(&claims, &client).await?;
         }
     }

@@ -1,0 +1,26 @@
+-- Each connection rotates its own refresh-token chain: thread k takes the refresh tokens of
+-- lines k, k+T, k+2T... of BENCH_REFRESH (T = BENCH_THREADS); every response's successor
+-- goes back into the thread's pool of ready chains.
+dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
+local ready
+function scenario_init(args)
+  local all = read_lines(os.getenv("BENCH_REFRESH"))
+  local threads_n = tonumber(os.getenv("BENCH_THREADS"))
+  ready = {}
+  for idx, token in ipairs(all) do
+    if (idx - 1) % threads_n == (thread_id - 1) then table.insert(ready, token) end
+  end
+end
+function scenario_request()
+  local token = table.remove(ready)
+  if token == nil then
+    -- A chain was lost (non-200 answer): the request is still sent, and counted as an error.
+    token = "lost"
+  end
+  return wrk.format("POST", "/auth/refresh", { ["Content-Type"] = "application/json" },
+    '{"refresh_token":"' .. token .. '"}')
+end
+function scenario_response(status, headers, body)
+  local next_token = body:match('"refresh_token":"([^"]+)"')
+  if next_token then table.insert(ready, next_token) end
+end

@@ -1,0 +1,459 @@
+#!/usr/bin/env python3
+"""Benchmark harness of auth-service.
+
+Builds and starts the release binary (SQLite by default, `--db postgres` against the local
+PostgreSQL), seeds users and tokens over HTTP, measures the baselines (raw Argon2id, raw JWT
+verification, raw refresh-rotation transactions, the /health ceiling) and every scenario in the
+same run, samples the server's RSS from /proc, stops the server, and writes
+`bench/results/<date>-<backend>.json` and `.md`. Closed-loop ceilings use wrk (Lua scripts in
+bench/lua); fixed-rate latency runs use autocannon (bench/fixed_rate.mjs).
+
+    python3 bench/run.py                  # SQLite, 10 s per scenario
+    python3 bench/run.py --db postgres    # PostgreSQL at $BENCH_POSTGRES_URL
+    python3 bench/run.py --smoke          # a second or two per scenario (CI: checks it runs)
+    python3 bench/run.py --peers all      # also the Python services in ../shared/peers
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+LUA = BENCH / "lua"
+PASSWORD = "correct horse battery"
+
+TARGETS = {
+    "login": "logins/s >= 90% of raw Argon2id verifications/s (all cores)",
+    "refresh": "refreshes/s >= 75% of raw rotation transactions/s of the same store",
+    "verify": "requests/s >= 80% of /health requests/s",
+    "validate": "requests/s >= 80% of /health requests/s",
+    "jwks": "requests/s >= 80% of /health requests/s",
+    "mixed": "verify p99 under a login flood <= 2x verify p99 alone; excess logins shed with 503",
+    "idle_rss": "idle RSS <= 25 MB",
+    "login_rss": "peak RSS during login saturation <= 64 MB",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 3600) -> str:
+    out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+# ---------------------------------------------------------------- the server under test
+
+
+class Server:
+    """The release binary, started with its own database; its address is read from its log."""
+
+    def __init__(self, database_url: str, extra_env: dict[str, str]):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "JWT_", "DATABASE_"))}
+        env.update(
+            {
+                "DATABASE_URL": database_url,
+                "PORT": "0",
+                # Request lines are logged at info; a benchmark measures the service, not the
+                # terminal, so only warnings (and the start-up line) are kept.
+                "RUST_LOG": "warn,auth_service=info",
+                "LOG_FORMAT": "json",
+            }
+        )
+        env.update(extra_env)
+        self.proc = subprocess.Popen(
+            [str(ROOT / "target/release/auth-service")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.url = None
+        deadline = time.time() + 60
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            m = re.search(r"listening on (http://[0-9.:]+)", line)
+            if m:
+                self.url = m.group(1)
+                break
+            if time.time() > deadline:
+                break
+        if not self.url:
+            raise RuntimeError("the service did not start")
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+
+    def rss_kb(self) -> int:
+        return _status_kb(self.proc.pid, "VmRSS")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+def _status_kb(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssPeak:
+    """Samples a process's RSS every 20 ms while a scenario runs."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, _status_kb(self.pid, "VmRSS"))
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    def __enter__(self) -> "RssPeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ---------------------------------------------------------------- HTTP helpers for seeding
+
+
+def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw else {})
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, (json.loads(raw) if raw else {})
+
+
+def parallel(fn, items, workers: int = 8) -> list:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def seed(base: str, users: int, chains: int, verify_tokens: int, run_id: str, work: Path) -> dict[str, Path]:
+    """Users for login, refresh chains for refresh, and distinct access tokens for verify."""
+    emails = [f"user-{run_id}-{i}@example.com" for i in range(users)]
+
+    def signup(email: str) -> None:
+        status, body = http("POST", f"{base}/auth/signup", {"email": email, "password": PASSWORD})
+        if status != 201:
+            raise RuntimeError(f"signup failed: {status} {body}")
+
+    def login(email: str) -> dict:
+        status, body = http("POST", f"{base}/auth/login", {"email": email, "password": PASSWORD})
+        if status != 200:
+            raise RuntimeError(f"login failed: {status} {body}")
+        return body
+
+    t = time.time()
+    parallel(signup, emails)
+    sessions = parallel(login, [emails[i % users] for i in range(chains + 100)])
+    refresh_chains = [s["refresh_token"] for s in sessions[:chains]]
+    # Distinct valid access tokens without a password hash each: every refresh of a session
+    # issues a new access token, and earlier ones stay valid until they expire.
+    sources = [s["refresh_token"] for s in sessions[chains:]]
+    per_source = -(-verify_tokens // len(sources))
+
+    def mint(refresh: str) -> list[str]:
+        out = []
+        for _ in range(per_source):
+            status, body = http("POST", f"{base}/auth/refresh", {"refresh_token": refresh})
+            if status != 200:
+                raise RuntimeError(f"refresh failed: {status} {body}")
+            refresh = body["refresh_token"]
+            out.append(body["access_token"])
+        return out
+
+    tokens = [tok for batch in parallel(mint, sources) for tok in batch][:verify_tokens]
+    files = {"users": work / "users.txt", "chains": work / "chains.txt", "tokens": work / "tokens.txt"}
+    files["users"].write_text("\n".join(emails) + "\n")
+    files["chains"].write_text("\n".join(refresh_chains) + "\n")
+    files["tokens"].write_text("\n".join(tokens) + "\n")
+    log(f"seeded {users} users, {chains} refresh chains, {len(set(tokens))} distinct access tokens in {time.time() - t:.1f}s")
+    return files
+
+
+# ---------------------------------------------------------------- load generators
+
+
+def wrk(url: str, script: str, seconds: float, threads: int, connections: int, env: dict[str, str]) -> dict:
+    full_env = dict(os.environ, BENCH_LUA_DIR=str(LUA), BENCH_THREADS=str(threads), **env)
+    out = run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+         "--latency", "--timeout", "10s", "-s", str(LUA / script), url],
+        env=full_env,
+    )
+    line = next(l for l in out.splitlines() if l.startswith("WRK_JSON "))
+    r = json.loads(line[len("WRK_JSON "):])
+    secs = r["duration_us"] / 1e6
+    ok = sum(n for code, n in r["statuses"].items() if code.startswith("2"))
+    return {
+        "mode": "closed-loop",
+        "tool": f"wrk -t{threads} -c{connections} -d{max(1, round(seconds))}s -s bench/lua/{script}",
+        "requests": r["requests"],
+        "per_second": r["requests"] / secs,
+        "ok_per_second": ok / secs,
+        "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000, "max_ms": r["max_us"] / 1000,
+        "statuses": r["statuses"], "socket_errors": r["errors"],
+    }
+
+
+def fixed_rate(url: str, path: str, rate: int, seconds: float, tokens: Path | None = None, method: str = "GET") -> dict:
+    cmd = ["node", str(BENCH / "fixed_rate.mjs"), url, path, str(rate), str(max(1, round(seconds)))]
+    if tokens:
+        cmd += [str(tokens), method]
+    out = run(cmd, cwd=BENCH)
+    line = next(l for l in out.splitlines() if l.startswith("FIXED_JSON "))
+    r = json.loads(line[len("FIXED_JSON "):])
+    r["mode"] = "fixed-rate"
+    r["tool"] = f"autocannon --overallRate {rate} -c 32 -d {max(1, round(seconds))} {method} {path}"
+    return r
+
+
+def baseline(args: list[str], seconds: float) -> dict:
+    out = run([str(ROOT / "target/release/auth-bench"), "--seconds", str(seconds)] + args)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- databases
+
+
+def database(kind: str, work: Path) -> tuple[str, callable]:
+    """A fresh database for one run and a function that removes it."""
+    if kind == "sqlite":
+        return f"sqlite://{work}/auth.db", lambda: None
+    base = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+    schema = "bench_" + uuid.uuid4().hex[:12]
+    run(["psql", base, "-qc", f"CREATE SCHEMA {schema}"])
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-c%20search_path%3D{schema}", lambda: run(["psql", base, "-qc", f"DROP SCHEMA {schema} CASCADE"])
+
+
+# ---------------------------------------------------------------- the run
+
+
+def machine() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+    mem_kb = _status_meminfo()
+    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kb / 1024 / 1024, 1),
+            "kernel": platform.release()}
+
+
+def _status_meminfo() -> int:
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1])
+
+
+def measure(args) -> dict:
+    seconds = 1.0 if args.smoke else args.seconds
+    users = 40 if args.smoke else 400
+    verify_tokens = 10_000
+    chains = 32  # two per connection: wrk prepares the next request before reading a response
+    rate = args.rate
+    cores = os.cpu_count() or 1
+    work = Path(tempfile.mkdtemp(prefix="auth-bench-"))
+    run_id = uuid.uuid4().hex[:8]
+    results: dict = {"machine": machine(), "backend": args.db, "seconds_per_scenario": seconds,
+                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                     "command": " ".join(["python3", "bench/run.py"] + sys.argv[1:]),
+                     "baselines": {}, "scenarios": {}}
+
+    log("building the release binaries")
+    run(["cargo", "build", "--release", "-p", "auth-server", "-p", "auth-bench"], cwd=ROOT)
+
+    url, drop = database(args.db, work)
+    try:
+        log("baselines: Argon2id, JWT, rotation transactions")
+        results["baselines"]["argon2id_verify"] = baseline(["argon2"], seconds)
+        results["baselines"]["jwt_verify"] = baseline(["jwt"], seconds)
+        results["baselines"]["refresh_rotation"] = baseline(["--workers", str(chains // 2), "rotation", "--database-url", url], seconds)
+
+        server = Server(url, {"AUTH_HASH_QUEUE_TIMEOUT_MS": "1000"})
+        try:
+            time.sleep(1)
+            results["idle_rss_mb"] = server.rss_kb() / 1024
+            files = seed(server.url, users, chains, verify_tokens, run_id, work)
+            idle_after_seed = server.rss_kb() / 1024
+            s = results["scenarios"]
+
+            def closed(name: str, script: str, connections: int, env: dict[str, str], threads: int = 2) -> None:
+                log(f"scenario {name}: closed loop, {connections} connections")
+                with RssPeak(server.proc.pid) as rss:
+                    s[name] = wrk(server.url, script, seconds, threads, connections, env)
+                s[name]["peak_rss_mb"] = rss.peak / 1024
+
+            closed("health", "get.lua", 64, {"BENCH_PATH": "/health"})
+            closed("jwks", "get.lua", 64, {"BENCH_PATH": "/.well-known/jwks.json"})
+            closed("verify", "verify.lua", 64, {"BENCH_TOKENS": str(files["tokens"])})
+            closed("validate", "validate.lua", 64, {"BENCH_TOKENS": str(files["tokens"])})
+            closed("refresh", "refresh.lua", chains // 2, {"BENCH_REFRESH": str(files["chains"])})
+            # Enough connections to keep every hashing slot busy, not so many that they wait
+            # past the queue timeout: the ceiling of logins, not of shedding.
+            closed("login", "login.lua", 4 * cores, {"BENCH_USERS": str(files["users"]), "BENCH_PASSWORD": PASSWORD})
+            closed("signup", "signup.lua", 4 * cores, {"BENCH_RUN_ID": run_id})
+
+            for name, path, method in [("health", "/health", "GET"), ("verify", "/auth/verify", "GET"),
+                                       ("validate", "/auth/validate", "POST"), ("jwks", "/.well-known/jwks.json", "GET")]:
+                log(f"scenario {name}: fixed rate {rate}/s")
+                tokens = files["tokens"] if name in ("verify", "validate") else None
+                s[f"{name}_fixed"] = fixed_rate(server.url, path, rate, seconds, tokens, method)
+
+            log(f"scenario mixed: verify at {rate}/s under a login flood of 256 connections")
+            flood: dict = {}
+            with RssPeak(server.proc.pid) as rss:
+                t = threading.Thread(target=lambda: flood.update(wrk(
+                    server.url, "login.lua", seconds + 2, 2, 256,
+                    {"BENCH_USERS": str(files["users"]), "BENCH_PASSWORD": PASSWORD})))
+                t.start()
+                time.sleep(1)
+                under_flood = fixed_rate(server.url, "/auth/verify", rate, seconds, files["tokens"])
+                t.join()
+            s["mixed"] = {"verify_alone": s["verify_fixed"], "verify_under_flood": under_flood,
+                          "login_flood": flood, "peak_rss_mb": rss.peak / 1024}
+            results["idle_rss_after_seed_mb"] = idle_after_seed
+            results["exit_code"] = server.stop()
+        finally:
+            if server.proc.poll() is None:
+                server.proc.kill()
+    finally:
+        drop()
+    return results
+
+
+def verdicts(r: dict) -> list[dict]:
+    b, s = r["baselines"], r["scenarios"]
+    health = s["health"]["ok_per_second"]
+    rows = []
+
+    def row(name, value, reference, ratio_target, holds, unit="/s"):
+        rows.append({"target": name, "measured": value, "reference": reference,
+                     "ratio": (value / reference) if reference else None, "wanted": ratio_target,
+                     "holds": holds, "unit": unit})
+
+    login = s["login"]["ok_per_second"]
+    argon = b["argon2id_verify"]["per_second"]
+    row("login", login, argon, 0.90, login >= 0.90 * argon)
+    refresh = s["refresh"]["ok_per_second"]
+    rot = b["refresh_rotation"]["per_second"]
+    row("refresh", refresh, rot, 0.75, refresh >= 0.75 * rot)
+    for name in ("verify", "validate", "jwks"):
+        v = s[name]["ok_per_second"]
+        row(name, v, health, 0.80, v >= 0.80 * health)
+    m = s["mixed"]
+    alone, flooded = m["verify_alone"]["p99_ms"], m["verify_under_flood"]["p99_ms"]
+    shed = int(m["login_flood"]["statuses"].get("503", 0))
+    other = {k: v for k, v in m["login_flood"]["statuses"].items() if k not in ("200", "503")}
+    row("mixed", flooded, alone, 2.0, flooded <= 2 * max(alone, 1.0) and shed > 0 and not other, unit="ms p99")
+    row("idle_rss", r["idle_rss_mb"], 25, 1.0, r["idle_rss_mb"] <= 25, unit="MB")
+    peak = max(s["login"]["peak_rss_mb"], m["peak_rss_mb"])
+    row("login_rss", peak, 64, 1.0, peak <= 64, unit="MB")
+    return rows
+
+
+def markdown(r: dict) -> str:
+    b, s = r["baselines"], r["scenarios"]
+    mc = r["machine"]
+    lines = [f"### {r['backend']} — {r['date']}", "",
+             f"Machine: {mc['cores']} cores, {mc['memory_gib']} GiB, {mc['cpu']}. "
+             f"Command: `{r['command']}`; {r['seconds_per_scenario']:.0f} s per scenario.", "",
+             "| baseline | per second |", "|---|---:|"]
+    lines += [f"| {k} | {v['per_second']:,.0f} |" for k, v in b.items()]
+    lines += ["", "| scenario | mode | req/s (2xx) | p50 ms | p90 ms | p99 ms | max ms | non-2xx | peak RSS MB |",
+              "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    for name, v in s.items():
+        if name == "mixed":
+            continue
+        if v["mode"] == "closed-loop":
+            bad = {k: n for k, n in v["statuses"].items() if not k.startswith("2")}
+            lines.append(f"| {name} | closed | {v['ok_per_second']:,.0f} | {v['p50_ms']:.2f} | {v['p90_ms']:.2f} | "
+                         f"{v['p99_ms']:.2f} | {v['max_ms']:.1f} | {bad or '-'} | {v['peak_rss_mb']:.1f} |")
+        else:
+            lines.append(f"| {name} | {v['rate_target']}/s | {v['per_second']:,.0f} | {v['p50_ms']:.2f} | "
+                         f"{v['p90_ms']:.2f} | {v['p99_ms']:.2f} | {v['max_ms']:.1f} | "
+                         f"{v['non2xx'] or '-'} | |")
+    m = s["mixed"]
+    f = m["login_flood"]
+    lines += ["", f"Mixed: verify at {m['verify_under_flood']['rate_target']}/s, p99 {m['verify_alone']['p99_ms']:.2f} ms alone, "
+              f"{m['verify_under_flood']['p99_ms']:.2f} ms under a 256-connection login flood "
+              f"(logins: {f['ok_per_second']:,.0f}/s served, statuses {f['statuses']}); peak RSS {m['peak_rss_mb']:.1f} MB.", "",
+              f"Idle RSS {r['idle_rss_mb']:.1f} MB at start, {r['idle_rss_after_seed_mb']:.1f} MB after seeding.", "",
+              "| target | measured | reference | ratio | wanted | holds |", "|---|---:|---:|---:|---|---|"]
+    for v in r["verdicts"]:
+        wanted = {"mixed": "<= 2.0x", "idle_rss": "<= 25 MB", "login_rss": "<= 64 MB"}.get(v["target"], f">= {v['wanted']:.0%}")
+        ratio = f"{v['ratio']:.2f}" if v["ratio"] is not None else "-"
+        lines.append(f"| {v['target']} | {v['measured']:,.1f} {v['unit']} | {v['reference']:,.1f} | {ratio} | {wanted} | "
+                     f"{'yes' if v['holds'] else 'NO'} |")
+    if r.get("peers"):
+        lines += ["", "| service | login/s | raw hash/s (all cores) | login efficiency | login p99 ms | health/s |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for p in r["peers"]:
+            lines.append(f"| {p['name']} | {p['login_per_second']:,.1f} | {p['raw_hash_per_second']:,.1f} | "
+                         f"{p['efficiency']:.2f} | {p['login_p99_ms']:.1f} | {p['health_per_second']:,.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each scenario")
+    parser.add_argument("--rate", type=int, default=1000, help="requests/s of the fixed-rate runs")
+    parser.add_argument("--smoke", action="store_true", help="about a second per scenario; asserts nothing about speed")
+    parser.add_argument("--peers", default="", help="comma-separated peers (p000,p001,p003) or 'all'")
+    parser.add_argument("--out", default=str(BENCH / "results"))
+    args = parser.parse_args()
+
+    results = measure(args)
+    results["verdicts"] = verdicts(results)
+    if args.peers:
+        from peers import measure_peers  # noqa: E402  (only needed for side-by-side runs)
+        results["peers"] = measure_peers(args, results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{datetime.date.today().isoformat()}-{args.db}" + ("-smoke" if args.smoke else "")
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    md = markdown(results)
+    (out / f"{stem}.md").write_text(md)
+    print(md)
+    log(f"wrote {out / stem}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

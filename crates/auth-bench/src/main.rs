@@ -1,0 +1,239 @@
+//! `auth-bench`: the physical limits the benchmark harness compares the service against, each
+//! measured by calling the same code the service runs, on all cores, for a fixed time.
+//! Prints one JSON object per run.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use auth_core::domain::{Password, User};
+use auth_core::keys::{KeyState, KeyVault};
+use auth_core::now_unix;
+use auth_core::password::{Argon2Settings, HashingLimits, PasswordHasher};
+use auth_core::repo::{Rotation, SessionRepository};
+use auth_core::session::{AuditEvent, ClientInfo, RefreshToken, Session};
+use auth_core::token::{TokenService, TokenSettings};
+use auth_store::{Store, StoreOptions};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Parser)]
+struct Cli {
+    /// How long each measurement runs.
+    #[arg(long, default_value = "5")]
+    seconds: f64,
+    /// Concurrent workers (default: CPU cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Argon2id verifications per second with the given parameters (the service's hasher).
+    Argon2 {
+        #[arg(long, default_value = "19456")]
+        memory_kib: u32,
+        #[arg(long, default_value = "2")]
+        iterations: u32,
+        #[arg(long, default_value = "1")]
+        parallelism: u32,
+    },
+    /// Access-token verifications per second (EdDSA, the service's verifier).
+    Jwt,
+    /// Refresh-token rotation transactions per second of the store at DATABASE_URL.
+    Rotation {
+        #[arg(long)]
+        database_url: String,
+    },
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `job` on `workers` OS threads until `seconds` pass; returns operations per second.
+fn on_threads(workers: usize, seconds: f64, job: impl Fn() + Send + Sync + 'static) -> f64 {
+    let job = Arc::new(job);
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let (job, stop, count) = (job.clone(), stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    job();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("worker panicked");
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn sample_user() -> User {
+    User {
+        id: uuid::Uuid::now_v7(),
+        tenant: "default".into(),
+        email: "bench@example.com".into(),
+        username: None,
+        roles: vec!["user".into()],
+        permissions: vec![],
+        email_verified: false,
+        disabled: false,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let workers = cli.workers.unwrap_or_else(cores);
+    let result = match cli.what {
+        What::Argon2 {
+            memory_kib,
+            iterations,
+            parallelism,
+        } => {
+            let settings = Argon2Settings {
+                memory_kib,
+                iterations,
+                parallelism,
+            };
+            let limits = HashingLimits {
+                max_in_flight: workers,
+                queue_timeout: Duration::from_secs(60),
+            };
+            let hasher = PasswordHasher::new(settings, limits).expect("valid parameters");
+            let password = Password::new("correct horse battery".into());
+            let hash = hasher.hash(&password).await.expect("hash");
+            let rt = tokio::runtime::Handle::current();
+            let rate = tokio::task::spawn_blocking(move || {
+                on_threads(workers, cli.seconds, move || {
+                    let ok = rt
+                        .block_on(hasher.verify(Some(hash.clone()), &password))
+                        .expect("verify");
+                    assert!(ok);
+                })
+            })
+            .await
+            .expect("join");
+            json!({"baseline": "argon2id_verify", "per_second": rate, "workers": workers,
+                   "memory_kib": memory_kib, "iterations": iterations, "parallelism": parallelism})
+        }
+        What::Jwt => {
+            let vault = KeyVault::new(None);
+            let key = vault.generate(KeyState::Active, 0);
+            let settings = TokenSettings {
+                issuer: "http://127.0.0.1".into(),
+                audience: "api".into(),
+                access_ttl: Duration::from_secs(900),
+            };
+            let tokens = Arc::new(TokenService::with_keys(settings, &[key], vault).expect("keys"));
+            let token = tokens
+                .mint(&sample_user(), Some("sid"), now_unix())
+                .expect("mint")
+                .token;
+            let rate = on_threads(workers, cli.seconds, move || {
+                tokens
+                    .verify_signature(&token, now_unix())
+                    .expect("valid token");
+            });
+            json!({"baseline": "jwt_verify", "per_second": rate, "workers": workers})
+        }
+        What::Rotation { database_url } => {
+            let rate = rotation_rate(&database_url, workers, cli.seconds).await;
+            json!({"baseline": "refresh_rotation", "per_second": rate, "workers": workers})
+        }
+    };
+    println!("{result}");
+}
+
+/// Each worker rotates its own chain through the store's rotation transaction, as fast as the
+/// store allows; the user and sessions are created first.
+async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
+    let store = Store::connect(url, &StoreOptions::default())
+        .await
+        .expect("database");
+    store.migrate().await.expect("migrations");
+    let user_id = uuid::Uuid::now_v7().to_string();
+    create_user(&store, &user_id).await;
+    let now = now_unix();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let store = store.clone();
+        let user_id = user_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let session = Session {
+                id: uuid::Uuid::now_v7().to_string(),
+                user_id: user_id.clone(),
+                tenant: "default".into(),
+                client: ClientInfo::default(),
+                created_at: now,
+                last_used_at: now,
+                idle_expires_at: now + 3600,
+                absolute_expires_at: now + 7200,
+                revoked_at: None,
+            };
+            let mut token = RefreshToken::generate();
+            let audit = || AuditEvent::new("token_refreshed", "default", now_unix()).user(&user_id);
+            store
+                .create_session(session.clone(), token.hash(), audit())
+                .await
+                .expect("session");
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let next = RefreshToken::generate();
+                let rotation = Rotation {
+                    session_id: session.id.clone(),
+                    parent_hash: token.hash(),
+                    successor_hash: next.hash(),
+                    successor_sealed: "sealed".into(),
+                    now: now_unix(),
+                    idle_expires_at: now + 3600,
+                };
+                assert!(
+                    store
+                        .rotate_refresh_token(rotation, audit())
+                        .await
+                        .expect("rotation")
+                );
+                token = next;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let started = Instant::now();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("worker");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Creates the user the sessions belong to, through the same repository the service uses.
+async fn create_user(store: &Store, id: &str) {
+    use auth_core::domain::{Email, NewUser, RoleName, TenantId};
+    use auth_core::repo::UserRepository;
+    let user = NewUser {
+        id: uuid::Uuid::parse_str(id).expect("uuid"),
+        tenant: TenantId::default_tenant(),
+        email: Email::parse(&format!("rotation-{id}@example.com")).expect("email"),
+        username: None,
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        roles: vec![RoleName::parse("user").expect("role")],
+        now: now_unix(),
+    };
+    store.create_user(user).await.expect("user");
+}

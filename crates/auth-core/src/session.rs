@@ -126,10 +126,12 @@ impl std::fmt::Debug for Successor {
     }
 }
 
-/// What the store knows about a presented refresh token.
+/// What the store knows about a presented refresh token: its session and the session's user
+/// (with current roles), read together.
 #[derive(Debug, Clone)]
 pub struct RefreshRecord {
     pub session: Session,
+    pub user: crate::domain::User,
     pub used_at: Option<i64>,
     pub successor_sealed: Option<String>,
 }

@@ -1,11 +1,13 @@
 //! Sessions, refresh tokens (by hash) and the audit trail.
 
 use auth_core::StoreError;
+use auth_core::domain::User;
 use auth_core::repo::{Rotation, SessionRepository};
 use auth_core::session::{AuditEvent, ClientInfo, RefreshRecord, Session};
 use sqlx::{Any, AnyConnection, FromRow};
 use tracing::instrument;
 
+use crate::users::roles_of;
 use crate::{Store, map_err};
 
 #[derive(FromRow)]
@@ -47,6 +49,12 @@ struct RefreshRow {
     session: SessionRow,
     used_at: Option<i64>,
     successor_sealed: Option<String>,
+    u_email: String,
+    u_username: Option<String>,
+    u_email_verified_at: Option<i64>,
+    u_disabled_at: Option<i64>,
+    u_created_at: i64,
+    u_updated_at: i64,
 }
 
 const SESSION_COLUMNS: &str = "s.id, s.user_id, s.tenant_id, s.user_agent, s.ip, s.created_at, \
@@ -120,16 +128,36 @@ impl SessionRepository for Store {
         token_hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed FROM refresh_tokens t \
-             JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1"
+            "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed, u.email AS u_email, \
+             u.username AS u_username, u.email_verified_at AS u_email_verified_at, \
+             u.disabled_at AS u_disabled_at, u.created_at AS u_created_at, u.updated_at AS u_updated_at \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+             WHERE t.token_hash = $1"
         );
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let row = sqlx::query_as::<Any, RefreshRow>(&sql)
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(map_err)?;
-        Ok(row.map(|r| RefreshRecord {
+        let Some(r) = row else { return Ok(None) };
+        let (roles, permissions) = roles_of(&mut conn, &r.session.user_id).await?;
+        let user = User {
+            id: uuid::Uuid::parse_str(&r.session.user_id)
+                .map_err(|e| StoreError::Other(Box::new(e)))?,
+            tenant: r.session.tenant_id.clone(),
+            email: r.u_email,
+            username: r.u_username,
+            roles,
+            permissions,
+            email_verified: r.u_email_verified_at.is_some(),
+            disabled: r.u_disabled_at.is_some(),
+            created_at: r.u_created_at,
+            updated_at: r.u_updated_at,
+        };
+        Ok(Some(RefreshRecord {
             session: r.session.into(),
+            user,
             used_at: r.used_at,
             successor_sealed: r.successor_sealed,
         }))

@@ -46,29 +46,33 @@ impl UserRow {
     }
 }
 
-/// Roles of a user, the administrative ones first (the first one is the `role` claim), and
-/// the permissions they grant, sorted.
-async fn roles_of(
+/// Roles of a user, the administrative ones first (the first one is the `role` claim:
+/// `admin`, then custom roles by name, then `user`), and the permissions they grant, sorted;
+/// one query.
+pub(crate) async fn roles_of(
     conn: &mut AnyConnection,
     user_id: &str,
 ) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let roles = sqlx::query_scalar::<Any, String>(
-        "SELECT role_name FROM user_roles WHERE user_id = $1 \
-         ORDER BY CASE role_name WHEN 'admin' THEN 0 WHEN 'user' THEN 2 ELSE 1 END, role_name",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let permissions = sqlx::query_scalar::<Any, String>(
-        "SELECT DISTINCT p.permission FROM user_roles r \
-         JOIN role_permissions p ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
-         WHERE r.user_id = $1 ORDER BY p.permission",
+    let rows = sqlx::query_as::<Any, (String, Option<String>)>(
+        "SELECT r.role_name, p.permission FROM user_roles r \
+         LEFT JOIN role_permissions p ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
+         WHERE r.user_id = $1",
     )
     .bind(user_id)
     .fetch_all(conn)
     .await
     .map_err(map_err)?;
+    let rank = |role: &str| match role {
+        "admin" => 0,
+        "user" => 2,
+        _ => 1,
+    };
+    let mut roles: Vec<String> = rows.iter().map(|(r, _)| r.clone()).collect();
+    roles.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    roles.dedup();
+    let mut permissions: Vec<String> = rows.into_iter().filter_map(|(_, p)| p).collect();
+    permissions.sort();
+    permissions.dedup();
     Ok((roles, permissions))
 }
 

@@ -43,7 +43,7 @@ impl<R: Repository> AuthService<R> {
         }
         check_session(&record.session, now)?;
 
-        let user = self.user_of(&record.session.user_id).await?;
+        let user = &record.user;
         if user.disabled {
             return Err(CoreError::AccountDisabled);
         }
@@ -51,7 +51,7 @@ impl<R: Repository> AuthService<R> {
         let successor = RefreshToken::generate();
         let access = self
             .tokens
-            .mint(&user, Some(&session.id), now)
+            .mint(user, Some(&session.id), now)
             .map_err(CoreError::Internal)?;
         let sealed = token.seal_successor(&Successor {
             refresh_token: successor.as_str().to_owned(),

@@ -227,12 +227,17 @@ impl TokenService {
     /// from the cache (expiry still checked).
     pub fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenRejection> {
         let key = VerifiedCache::key(token);
-        if let Some(claims) = self.cache.get(&key, now) {
-            return Ok(claims);
+        if self.cache.contains(&key, now) {
+            // Signature and claims were checked when the token was cached; read them again.
+            let payload = token.split('.').nth(1).ok_or(TokenRejection::Malformed)?;
+            let json = crate::secret::b64url_decode(payload).ok_or(TokenRejection::Malformed)?;
+            let claims: AccessClaims =
+                serde_json::from_slice(&json).map_err(|_| TokenRejection::Malformed)?;
+            return Ok(Arc::new(claims));
         }
-        let claims = Arc::new(self.verify_signature(token, now)?);
-        self.cache.insert(key, claims.clone(), now);
-        Ok(claims)
+        let claims = self.verify_signature(token, now)?;
+        self.cache.insert(key, claims.exp, now);
+        Ok(Arc::new(claims))
     }
 
     /// Verifies an access token in full, without the cache.

@@ -333,7 +333,9 @@ def measure(args) -> dict:
                                        ("validate", "/auth/validate", "POST"), ("jwks", "/.well-known/jwks.json", "GET")]:
                 log(f"scenario {name}: fixed rate {rate}/s")
                 tokens = files["tokens"] if name in ("verify", "validate") else None
-                s[f"{name}_fixed"] = fixed_rate(server.url, path, rate, seconds, tokens, method)
+                with RssPeak(server.proc.pid) as rss:
+                    s[f"{name}_fixed"] = fixed_rate(server.url, path, rate, seconds, tokens, method)
+                s[f"{name}_fixed"]["peak_rss_mb"] = rss.peak / 1024
 
             log(f"scenario mixed: verify at {rate}/s under a login flood of 256 connections")
             flood: dict = {}
@@ -407,7 +409,7 @@ def markdown(r: dict) -> str:
         else:
             lines.append(f"| {name} | {v['rate_target']}/s | {v['per_second']:,.0f} | {v['p50_ms']:.2f} | "
                          f"{v['p90_ms']:.2f} | {v['p99_ms']:.2f} | {v['max_ms']:.1f} | "
-                         f"{v['non2xx'] or '-'} | |")
+                         f"{v['non2xx'] or '-'} | {v['peak_rss_mb']:.1f} |")
     m = s["mixed"]
     f = m["login_flood"]
     lines += ["", f"Mixed: verify at {m['verify_under_flood']['rate_target']}/s, p99 {m['verify_alone']['p99_ms']:.2f} ms alone, "

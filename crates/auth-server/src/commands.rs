@@ -73,11 +73,7 @@ pub async fn create_user(
         Ok(r) => r,
         Err(e) => return report(e),
     };
-    let state = match open_store(config).await {
-        Ok(store) => build_state(config, store).await,
-        Err(e) => Err(e),
-    };
-    let state = match state {
+    let state = match open_state(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -100,6 +96,13 @@ pub async fn create_user(
     }
 }
 
+/// The database and services, as `serve` builds them.
+async fn open_state(
+    config: &Config,
+) -> Result<crate::state::AppState, crate::startup::StartupError> {
+    build_state(config, open_store(config).await?).await
+}
+
 fn report(e: auth_core::CoreError) -> ExitCode {
     match e {
         auth_core::CoreError::Validation(fields) => {
@@ -114,11 +117,7 @@ fn report(e: auth_core::CoreError) -> ExitCode {
 
 /// `keys list` and `keys rotate`.
 pub async fn keys(config: &Config, rotate: bool) -> ExitCode {
-    let state = match open_store(config).await {
-        Ok(store) => build_state(config, store).await,
-        Err(e) => Err(e),
-    };
-    let state = match state {
+    let state = match open_state(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

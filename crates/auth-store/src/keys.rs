@@ -54,6 +54,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Inserts a key in the given state, in this process's write turn.
+    async fn insert_key(&self, key: &StoredKey, state: KeyState) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, created_at, \
+             activated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(&key.public_key)
+        .bind(&key.private_key)
+        .bind(state.as_str())
+        .bind(key.created_at)
+        .bind(key.activated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+}
+
 impl KeyRepository for Store {
     #[instrument(skip_all, err)]
     async fn published_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
@@ -67,21 +89,7 @@ impl KeyRepository for Store {
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]
     async fn insert_next_key(&self, key: StoredKey) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, created_at, \
-             activated_at, retired_at) VALUES ($1, $2, $3, $4, 'next', $5, $6, NULL)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(&key.public_key)
-        .bind(&key.private_key)
-        .bind(key.created_at)
-        .bind(key.activated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        self.insert_key(&key, KeyState::Next).await
     }
 
     #[instrument(skip_all, err, fields(kid = %new_kid))]
@@ -131,20 +139,8 @@ impl KeyRepository for Store {
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]
     async fn insert_first_active_key(&self, key: StoredKey) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let result = sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, created_at, \
-             activated_at, retired_at) VALUES ($1, $2, $3, $4, 'active', $5, $6, NULL)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(&key.public_key)
-        .bind(&key.private_key)
-        .bind(key.created_at)
-        .bind(key.activated_at)
-        .execute(&self.pool)
-        .await;
-        match result.map_err(map_err) {
+        let result = self.insert_key(&key, KeyState::Active).await;
+        match result {
             Ok(_) => Ok(true),
             // Another instance won the race: the partial unique index allows one active key.
             Err(StoreError::Conflict(_)) => Ok(false),

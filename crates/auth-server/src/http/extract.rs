@@ -213,16 +213,12 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Self::from_parts(parts, state)
+        let token = bearer_token(parts).map_err(auth_core::CoreError::Token)?;
+        Ok(Authenticated(state.auth.authenticate(token)?))
     }
 }
 
 impl Authenticated {
-    pub fn from_parts(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts).map_err(auth_core::CoreError::Token)?;
-        Ok(Authenticated(state.auth.authenticate(token)?))
-    }
-
     /// Verifies a bearer token taken with [`Bearer`].
     pub fn from_bearer(
         bearer: Result<String, TokenRejection>,

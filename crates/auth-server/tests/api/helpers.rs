@@ -114,8 +114,23 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the application with extra environment settings.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let (db, url) = TestDb::create().await;
+    let (addr, state, config) = start(&url, extra).await;
+    TestApp {
+        addr,
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        config,
+        _db: db,
+    }
+}
+
+/// Builds and serves the application on `database_url` with the test settings plus `extra`.
+async fn start(database_url: &str, extra: &[(&str, &str)]) -> (String, AppState, Config) {
     let mut env = base_env();
-    env.insert("DATABASE_URL".into(), url);
+    env.insert("DATABASE_URL".into(), database_url.to_owned());
     for (k, v) in extra {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
@@ -129,16 +144,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let addr = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp {
-        addr,
-        client: Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        state,
-        config,
-        _db: db,
-    }
+    (addr, state, config)
 }
 
 impl TestApp {
@@ -211,22 +217,8 @@ impl TestApp {
 
     /// Another instance of the service on the same database, with extra settings.
     pub async fn sibling(&self, extra: &[(&str, &str)]) -> (String, AppState) {
-        let mut env = base_env();
-        env.insert(
-            "DATABASE_URL".into(),
-            self.config.database_url.expose_secret().to_owned(),
-        );
-        for (k, v) in extra {
-            env.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let config = RawConfig::load(None, &|n| env.get(n).cloned(), &[])
-            .unwrap()
-            .validate()
-            .unwrap();
-        let app = Application::build(&config).await.expect("sibling starts");
-        let addr = format!("http://{}", app.local_addr());
-        let state = app.state().clone();
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let url = self.config.database_url.expose_secret().to_owned();
+        let (addr, state, _) = start(&url, extra).await;
         (addr, state)
     }
 

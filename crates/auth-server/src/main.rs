@@ -46,6 +46,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: auth_server::config::Config) -> ExitCode {
+    let shutdown = shutdown_signal();
     let app = match Application::build(&config).await {
         Ok(app) => app,
         Err(e) => {
@@ -60,7 +61,7 @@ async fn serve(config: auth_server::config::Config) -> ExitCode {
         "auth-service listening on http://{}",
         app.local_addr()
     );
-    match app.run_until_stopped(shutdown_signal()).await {
+    match app.run_until_stopped(shutdown).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -194,7 +194,7 @@ async fn serve_starts_with_migrations_and_a_key_and_exits_0_on_sigterm() {
     let jwks: Value = r.json().await.unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     let status = stop(server);
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[tokio::test]

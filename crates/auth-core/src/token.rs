@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::User;
 use crate::error::TokenRejection;
-use crate::keys::{KeyVault, KeyVaultError, StoredKey, ed25519_pkcs8};
+use crate::keys::{KeyState, KeyVault, KeyVaultError, StoredKey, ed25519_pkcs8};
 use crate::secret::b64url;
 use crate::token_cache::VerifiedCache;
 
@@ -100,6 +100,8 @@ struct KeyRing {
     /// Verifying key of HS256 mode (no `kid`).
     shared: Option<DecodingKey>,
     jwks: Arc<JwkSet>,
+    /// The published keys and their states, to tell whether a reload changes anything.
+    fingerprint: Vec<(String, KeyState)>,
 }
 
 /// Mints and verifies access tokens. Cheap to share; keys can be swapped while in use.
@@ -123,6 +125,7 @@ impl TokenService {
             verifying: HashMap::new(),
             shared: Some(DecodingKey::from_secret(bytes)),
             jwks: Arc::new(JwkSet::default()),
+            fingerprint: Vec::new(),
         };
         Self::new(settings, JwtAlgorithm::HS256, ring)
     }
@@ -165,6 +168,10 @@ impl TokenService {
         keys: &[StoredKey],
         vault: KeyVault<'_>,
     ) -> Result<(), KeyVaultError> {
+        if self.current().fingerprint == fingerprint(keys) {
+            // The periodic reload of an unchanged ring: keep the keys and the cache.
+            return Ok(());
+        }
         let ring = build_ring(keys, vault)?;
         *self.ring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
         // A key may have left the ring: its tokens must not be served from the cache.
@@ -290,6 +297,13 @@ fn rejection(kind: &ErrorKind) -> TokenRejection {
     }
 }
 
+fn fingerprint(keys: &[StoredKey]) -> Vec<(String, KeyState)> {
+    keys.iter()
+        .filter(|k| k.state.is_published() && k.algorithm == "EdDSA")
+        .map(|k| (k.kid.clone(), k.state))
+        .collect()
+}
+
 fn build_ring(keys: &[StoredKey], vault: KeyVault<'_>) -> Result<KeyRing, KeyVaultError> {
     let mut signing = None;
     let mut verifying = HashMap::new();
@@ -298,7 +312,7 @@ fn build_ring(keys: &[StoredKey], vault: KeyVault<'_>) -> Result<KeyRing, KeyVau
         .iter()
         .filter(|k| k.state.is_published() && k.algorithm == "EdDSA")
     {
-        if key.state == crate::keys::KeyState::Active {
+        if key.state == KeyState::Active {
             let seed = vault.open(key)?;
             signing = Some((
                 Some(key.kid.clone()),
@@ -320,6 +334,7 @@ fn build_ring(keys: &[StoredKey], vault: KeyVault<'_>) -> Result<KeyRing, KeyVau
         verifying,
         shared: None,
         jwks: Arc::new(jwks),
+        fingerprint: fingerprint(keys),
     })
 }
 
@@ -395,6 +410,35 @@ mod tests {
         let both = TokenService::with_keys(settings(), &[key], vault).unwrap();
         let t = misaimed.mint(&user(), None, now).unwrap();
         assert_eq!(both.verify(&t.token, now), Err(TokenRejection::Claims));
+    }
+
+    #[test]
+    fn reloading_an_unchanged_ring_keeps_the_cache_and_a_changed_one_empties_it() {
+        let vault = KeyVault::new(None);
+        let key = vault.generate(KeyState::Active, 0);
+        let svc = TokenService::with_keys(settings(), std::slice::from_ref(&key), vault).unwrap();
+        let now = crate::now_unix();
+        let token = svc.mint(&user(), None, now).unwrap().token;
+        svc.verify(&token, now).unwrap();
+        assert_eq!(svc.cache.len(), 1);
+        svc.install_keys(std::slice::from_ref(&key), vault).unwrap();
+        assert_eq!(
+            svc.cache.len(),
+            1,
+            "same keys, same states: nothing to redo"
+        );
+        let mut retired = key.clone();
+        retired.state = KeyState::Retired;
+        let next = vault.generate(KeyState::Active, 1);
+        svc.install_keys(&[retired, next], vault).unwrap();
+        assert!(
+            svc.cache.is_empty(),
+            "a changed ring drops cached verifications"
+        );
+        assert!(
+            svc.verify(&token, now).is_ok(),
+            "the retired key still verifies"
+        );
     }
 
     #[test]

@@ -301,9 +301,12 @@ def measure(args) -> dict:
     url, drop = database(args.db, work)
     try:
         log("baselines: Argon2id, JWT, rotation transactions")
-        results["baselines"]["argon2id_verify"] = baseline(["argon2"], seconds)
+        only = {n for n in args.only.split(",") if n}
+        if not only or only & {"login", "signup", "mixed"}:
+            results["baselines"]["argon2id_verify"] = baseline(["argon2"], seconds)
         results["baselines"]["jwt_verify"] = baseline(["jwt"], seconds)
-        results["baselines"]["refresh_rotation"] = baseline(["--workers", str(chains // 2), "rotation", "--database-url", url], seconds)
+        if not only or "refresh" in only:
+            results["baselines"]["refresh_rotation"] = baseline(["--workers", str(chains // 2), "rotation", "--database-url", url], seconds)
 
         server = Server(url, dict(kv.split("=", 1) for kv in args.env))
         try:
@@ -313,7 +316,12 @@ def measure(args) -> dict:
             idle_after_seed = server.rss_kb() / 1024
             s = results["scenarios"]
 
+            def wanted(name: str) -> bool:
+                return not only or name == "health" or name in only
+
             def closed(name: str, script: str, connections: int, env: dict[str, str], threads: int = 2) -> None:
+                if not wanted(name):
+                    return
                 log(f"scenario {name}: closed loop, {connections} connections")
                 with RssPeak(server.proc.pid) as rss:
                     s[name] = wrk(server.url, script, seconds, threads, connections, env)
@@ -331,24 +339,27 @@ def measure(args) -> dict:
 
             for name, path, method in [("health", "/health", "GET"), ("verify", "/auth/verify", "GET"),
                                        ("validate", "/auth/validate", "POST"), ("jwks", "/.well-known/jwks.json", "GET")]:
+                if not wanted(f"{name}_fixed") and not wanted("mixed"):
+                    continue
                 log(f"scenario {name}: fixed rate {rate}/s")
                 tokens = files["tokens"] if name in ("verify", "validate") else None
                 with RssPeak(server.proc.pid) as rss:
                     s[f"{name}_fixed"] = fixed_rate(server.url, path, rate, seconds, tokens, method)
                 s[f"{name}_fixed"]["peak_rss_mb"] = rss.peak / 1024
 
-            log(f"scenario mixed: verify at {rate}/s under a login flood of 256 connections")
-            flood: dict = {}
-            with RssPeak(server.proc.pid) as rss:
-                t = threading.Thread(target=lambda: flood.update(wrk(
-                    server.url, "login.lua", seconds + 2, 2, 256,
-                    {"BENCH_USERS": str(files["users"]), "BENCH_PASSWORD": PASSWORD})))
-                t.start()
-                time.sleep(1)
-                under_flood = fixed_rate(server.url, "/auth/verify", rate, seconds, files["tokens"])
-                t.join()
-            s["mixed"] = {"verify_alone": s["verify_fixed"], "verify_under_flood": under_flood,
-                          "login_flood": flood, "peak_rss_mb": rss.peak / 1024}
+            if wanted("mixed") and "verify_fixed" in s:
+                log(f"scenario mixed: verify at {rate}/s under a login flood of 256 connections")
+                flood: dict = {}
+                with RssPeak(server.proc.pid) as rss:
+                    t = threading.Thread(target=lambda: flood.update(wrk(
+                        server.url, "login.lua", seconds + 2, 2, 256,
+                        {"BENCH_USERS": str(files["users"]), "BENCH_PASSWORD": PASSWORD})))
+                    t.start()
+                    time.sleep(1)
+                    under_flood = fixed_rate(server.url, "/auth/verify", rate, seconds, files["tokens"])
+                    t.join()
+                s["mixed"] = {"verify_alone": s["verify_fixed"], "verify_under_flood": under_flood,
+                              "login_flood": flood, "peak_rss_mb": rss.peak / 1024}
             results["idle_rss_after_seed_mb"] = idle_after_seed
             results["exit_code"] = server.stop()
         finally:
@@ -369,23 +380,28 @@ def verdicts(r: dict) -> list[dict]:
                      "ratio": (value / reference) if reference else None, "wanted": ratio_target,
                      "holds": holds, "unit": unit})
 
-    login = s["login"]["ok_per_second"]
-    argon = b["argon2id_verify"]["per_second"]
-    row("login", login, argon, 0.90, login >= 0.90 * argon)
-    refresh = s["refresh"]["ok_per_second"]
-    rot = b["refresh_rotation"]["per_second"]
-    row("refresh", refresh, rot, 0.75, refresh >= 0.75 * rot)
+    if "login" in s:
+        login = s["login"]["ok_per_second"]
+        argon = b["argon2id_verify"]["per_second"]
+        row("login", login, argon, 0.90, login >= 0.90 * argon)
+    if "refresh" in s:
+        refresh = s["refresh"]["ok_per_second"]
+        rot = b["refresh_rotation"]["per_second"]
+        row("refresh", refresh, rot, 0.75, refresh >= 0.75 * rot)
     for name in ("verify", "validate", "jwks"):
-        v = s[name]["ok_per_second"]
-        row(name, v, health, 0.80, v >= 0.80 * health)
-    m = s["mixed"]
-    alone, flooded = m["verify_alone"]["p99_ms"], m["verify_under_flood"]["p99_ms"]
-    shed = int(m["login_flood"]["statuses"].get("503", 0))
-    other = {k: v for k, v in m["login_flood"]["statuses"].items() if k not in ("200", "503")}
-    row("mixed", flooded, alone, 2.0, flooded <= 2 * max(alone, 1.0) and shed > 0 and not other, unit="ms p99")
+        if name in s:
+            v = s[name]["ok_per_second"]
+            row(name, v, health, 0.80, v >= 0.80 * health)
+    if "mixed" in s:
+        m = s["mixed"]
+        alone, flooded = m["verify_alone"]["p99_ms"], m["verify_under_flood"]["p99_ms"]
+        shed = int(m["login_flood"]["statuses"].get("503", 0))
+        other = {k: v for k, v in m["login_flood"]["statuses"].items() if k not in ("200", "503")}
+        row("mixed", flooded, alone, 2.0, flooded <= 2 * max(alone, 1.0) and shed > 0 and not other, unit="ms p99")
     row("idle_rss", r["idle_rss_mb"], 25, 1.0, r["idle_rss_mb"] <= 25, unit="MB")
-    peak = max(s["login"]["peak_rss_mb"], m["peak_rss_mb"])
-    row("login_rss", peak, 64, 1.0, peak <= 64, unit="MB")
+    peaks = [v["peak_rss_mb"] for k, v in s.items() if k in ("login", "mixed")]
+    if peaks:
+        row("login_rss", max(peaks), 64, 1.0, max(peaks) <= 64, unit="MB")
     return rows
 
 
@@ -410,12 +426,13 @@ def markdown(r: dict) -> str:
             lines.append(f"| {name} | {v['rate_target']}/s | {v['per_second']:,.0f} | {v['p50_ms']:.2f} | "
                          f"{v['p90_ms']:.2f} | {v['p99_ms']:.2f} | {v['max_ms']:.1f} | "
                          f"{v['non2xx'] or '-'} | {v['peak_rss_mb']:.1f} |")
-    m = s["mixed"]
-    f = m["login_flood"]
-    lines += ["", f"Mixed: verify at {m['verify_under_flood']['rate_target']}/s, p99 {m['verify_alone']['p99_ms']:.2f} ms alone, "
+    if "mixed" in s:
+        m = s["mixed"]
+        f = m["login_flood"]
+        lines += ["", f"Mixed: verify at {m['verify_under_flood']['rate_target']}/s, p99 {m['verify_alone']['p99_ms']:.2f} ms alone, "
               f"{m['verify_under_flood']['p99_ms']:.2f} ms under a 256-connection login flood "
-              f"(logins: {f['ok_per_second']:,.0f}/s served, statuses {f['statuses']}); peak RSS {m['peak_rss_mb']:.1f} MB.", "",
-              f"Idle RSS {r['idle_rss_mb']:.1f} MB at start, {r['idle_rss_after_seed_mb']:.1f} MB after seeding.", "",
+                  f"(logins: {f['ok_per_second']:,.0f}/s served, statuses {f['statuses']}); peak RSS {m['peak_rss_mb']:.1f} MB."]
+    lines += ["", f"Idle RSS {r['idle_rss_mb']:.1f} MB at start, {r['idle_rss_after_seed_mb']:.1f} MB after seeding.", "",
               "| target | measured | reference | ratio | wanted | holds |", "|---|---:|---:|---:|---|---|"]
     for v in r["verdicts"]:
         wanted = {"mixed": "<= 2.0x", "idle_rss": "<= 25 MB", "login_rss": "<= 64 MB"}.get(v["target"], f">= {v['wanted']:.0%}")
@@ -438,6 +455,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=1000, help="requests/s of the fixed-rate runs")
     parser.add_argument("--smoke", action="store_true", help="about a second per scenario; asserts nothing about speed")
     parser.add_argument("--peers", default="", help="comma-separated peers (p000,p001,p003) or 'all'")
+    parser.add_argument("--only", default="", metavar="SCENARIOS",
+                        help="comma-separated scenarios to run (health is always run); for profiling, not for publishing")
     parser.add_argument("--out", default=str(BENCH / "results"))
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment of the service under test (repeatable)")
@@ -450,7 +469,7 @@ def main() -> int:
         results["peers"] = measure_peers(args, results)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{datetime.date.today().isoformat()}-{args.db}" + ("-smoke" if args.smoke else "")
+    stem = f"{datetime.date.today().isoformat()}-{args.db}" + ("-smoke" if args.smoke else "") + ("-partial" if args.only else "")
     (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     md = markdown(results)
     (out / f"{stem}.md").write_text(md)

@@ -1,6 +1,7 @@
 -- POST BENCH_PATH (default /auth/login) {"email", "password"}, cycling through the distinct
 -- users of BENCH_USERS (one email per line), all with password BENCH_PASSWORD.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
+count_statuses()
 local users, i
 local path = os.getenv("BENCH_PATH") or "/auth/login"
 local password = os.getenv("BENCH_PASSWORD")

@@ -2,6 +2,7 @@
 -- lines k, k+T, k+2T... of BENCH_REFRESH (T = BENCH_THREADS); every response's successor
 -- goes back into the thread's pool of ready chains.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
+count_statuses()
 local ready
 function scenario_init(args)
   local all = read_lines(os.getenv("BENCH_REFRESH"))

@@ -1,5 +1,6 @@
 -- POST /auth/signup with a new email for every request.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
+count_statuses()
 local n = 0
 local run = os.getenv("BENCH_RUN_ID") or tostring(os.time())
 function scenario_request()

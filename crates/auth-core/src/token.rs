@@ -8,6 +8,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use auth_proto::{Jwk, JwkSet};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
@@ -233,14 +235,10 @@ impl TokenService {
     /// Verifies an access token and returns its claims; tokens verified before are answered
     /// from the cache (expiry still checked).
     pub fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenRejection> {
-        let key = VerifiedCache::key(token);
+        let key = self.cache.key(token);
         if self.cache.contains(&key, now) {
             // Signature and claims were checked when the token was cached; read them again.
-            let payload = token.split('.').nth(1).ok_or(TokenRejection::Malformed)?;
-            let json = crate::secret::b64url_decode(payload).ok_or(TokenRejection::Malformed)?;
-            let claims: AccessClaims =
-                serde_json::from_slice(&json).map_err(|_| TokenRejection::Malformed)?;
-            return Ok(Arc::new(claims));
+            return read_claims(token).map(Arc::new);
         }
         let claims = self.verify_signature(token, now)?;
         self.cache.insert(key, claims.exp, now);
@@ -280,6 +278,22 @@ impl TokenService {
         }
         Ok(claims)
     }
+}
+
+/// The claims of a token whose signature was checked before, decoded on the stack when the
+/// payload is of a usual size.
+fn read_claims(token: &str) -> Result<AccessClaims, TokenRejection> {
+    let payload = token.split('.').nth(1).ok_or(TokenRejection::Malformed)?;
+    let mut buf = [0u8; 2048];
+    let json = match URL_SAFE_NO_PAD.decode_slice(payload, &mut buf) {
+        Ok(n) => &buf[..n],
+        Err(_) => {
+            return crate::secret::b64url_decode(payload)
+                .and_then(|json| serde_json::from_slice(&json).ok())
+                .ok_or(TokenRejection::Malformed);
+        }
+    };
+    serde_json::from_slice(json).map_err(|_| TokenRejection::Malformed)
 }
 
 fn rejection(kind: &ErrorKind) -> TokenRejection {

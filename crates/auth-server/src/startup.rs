@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, redact_url};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -91,13 +91,13 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         config.sessions,
         revocations,
     );
-    let state = AppState {
+    let state = AppState::new(Shared {
         auth: Arc::new(auth),
         store,
         master_key: config.master_key.clone(),
         rotation: config.rotation,
         trusted_proxies: config.trusted_proxies.clone().into(),
-    };
+    });
     state
         .auth
         .sync_revocations()

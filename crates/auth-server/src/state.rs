@@ -1,5 +1,6 @@
 //! The state shared by every handler and background task.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use auth_core::service::AuthService;
@@ -9,8 +10,11 @@ use secrecy::SecretString;
 
 use crate::config::IpNet;
 
+/// Cloned for every request that reads it, so it is one reference-counted pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub auth: Arc<AuthService<Store>>,
     pub store: Store,
     pub master_key: Option<SecretString>,
@@ -20,6 +24,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
     /// Rotation and upkeep of the signing keys.
     pub fn keys(&self) -> KeyManager<'_, Store> {
         KeyManager {

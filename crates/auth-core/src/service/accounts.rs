@@ -136,13 +136,23 @@ impl<R: Repository> AuthService<R> {
         permission: Option<&str>,
     ) -> Result<Arc<AccessClaims>, CoreError> {
         let claims = self.authenticate(token)?;
+        Self::require(&claims, role, permission)?;
+        Ok(claims)
+    }
+
+    /// Refuses verified claims that lack `role` or `permission` (when given).
+    pub fn require(
+        claims: &AccessClaims,
+        role: Option<&str>,
+        permission: Option<&str>,
+    ) -> Result<(), CoreError> {
         if let Some(role) = role.filter(|r| !claims.roles.iter().any(|have| have == r)) {
             return Err(CoreError::Forbidden(format!("role {role} required")));
         }
         if let Some(p) = permission.filter(|p| !claims.permissions.iter().any(|have| have == p)) {
             return Err(CoreError::Forbidden(format!("permission {p} required")));
         }
-        Ok(claims)
+        Ok(())
     }
 
     /// The account a verified token belongs to.

@@ -2,9 +2,12 @@
 //! gateways (`/auth/verify`). Neither touches the database: signature and claims are checked
 //! locally and revoked sessions come from the in-memory revocation list.
 
-use auth_core::CoreError;
+use std::sync::Arc;
+
+use auth_core::service::AuthService;
 use auth_core::token::AccessClaims;
 use auth_proto::{Introspection, Problem, ValidateRequest};
+use auth_store::Store;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -16,7 +19,7 @@ use utoipa_axum::routes;
 
 use super::auth::no_store;
 use super::error::ApiError;
-use super::extract::{Bearer, MaybeJson};
+use super::extract::{Authenticated, Bearer, MaybeJson};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,8 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
 }
 
-fn introspection(claims: &AccessClaims) -> Introspection {
-    let claims = claims.clone();
+fn introspection(claims: Arc<AccessClaims>) -> Introspection {
+    let claims = Arc::unwrap_or_clone(claims);
     Introspection {
         active: true,
         user_id: Some(claims.sub.clone()),
@@ -59,7 +62,7 @@ pub async fn validate(
     let token = body.and_then(|b| b.token).or(bearer.ok());
     let token = token.as_deref();
     let answer = match token.map(|t| state.auth.authenticate(t)) {
-        Some(Ok(claims)) => introspection(&claims),
+        Some(Ok(claims)) => introspection(claims),
         Some(Err(e)) => {
             tracing::info!(reason = %e, "token inactive");
             Introspection::default()
@@ -88,33 +91,37 @@ pub struct VerifyQuery {
         (status = 403, description = "`forbidden`: the role or permission is missing", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn verify(
-    State(state): State<AppState>,
     Query(query): Query<VerifyQuery>,
-    Bearer(bearer): Bearer,
+    Authenticated(claims): Authenticated,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
-    let token = bearer.map_err(CoreError::Token)?;
-    let claims =
-        state
-            .auth
-            .authorize(&token, query.role.as_deref(), query.permission.as_deref())?;
-    let mut headers = HeaderMap::new();
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
+    AuthService::<Store>::require(&claims, query.role.as_deref(), query.permission.as_deref())?;
+    // Claims of a cached token are decoded for this request alone: their strings move into
+    // the headers without being copied.
+    let claims = Arc::unwrap_or_clone(claims);
+    let mut headers = HeaderMap::with_capacity(8);
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::try_from(value) {
             headers.insert(HeaderName::from_static(name), v);
         }
     };
-    put("x-auth-user-id", &claims.sub);
-    put("x-auth-email", &claims.email);
-    put("x-auth-roles", &claims.roles.join(","));
-    put("x-auth-permissions", &claims.permissions.join(","));
-    put("x-auth-tenant", &claims.tenant);
-    put(
-        "x-auth-session-id",
-        claims.sid.as_deref().unwrap_or_default(),
-    );
+    put("x-auth-user-id", claims.sub);
+    put("x-auth-email", claims.email);
+    put("x-auth-roles", join(claims.roles));
+    put("x-auth-permissions", join(claims.permissions));
+    put("x-auth-tenant", claims.tenant);
+    put("x-auth-session-id", claims.sid.unwrap_or_default());
     headers.insert(
         axum::http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
     Ok((StatusCode::OK, headers))
+}
+
+/// Comma-separated values, without a new allocation for the common single value.
+fn join(mut values: Vec<String>) -> String {
+    match values.len() {
+        0 => String::new(),
+        1 => values.pop().unwrap_or_default(),
+        _ => values.join(","),
+    }
 }

@@ -11,8 +11,8 @@ use auth_core::domain::{Password, User};
 use auth_core::keys::{KeyState, KeyVault};
 use auth_core::now_unix;
 use auth_core::password::{Argon2Settings, HashingLimits, PasswordHasher};
-use auth_core::repo::{Rotation, SessionRepository};
-use auth_core::session::{AuditEvent, ClientInfo, RefreshToken, Session};
+use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
+use auth_core::session::{AuditEvent, ClientInfo, RefreshToken, Session, Successor};
 use auth_core::token::{TokenService, TokenSettings};
 use auth_store::{Store, StoreOptions};
 use clap::{Parser, Subcommand};
@@ -186,28 +186,40 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
                 revoked_at: None,
             };
             let mut token = RefreshToken::generate();
-            let audit = || AuditEvent::new("token_refreshed", "default", now_unix()).user(&user_id);
+            let audit = AuditEvent::new("login", "default", now_unix()).user(&user_id);
             store
-                .create_session(session.clone(), token.hash(), audit())
+                .create_session(session.clone(), token.hash(), audit)
                 .await
                 .expect("session");
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let next = RefreshToken::generate();
-                let rotation = Rotation {
-                    session_id: session.id.clone(),
-                    parent_hash: token.hash(),
-                    successor_hash: next.hash(),
-                    successor_sealed: "sealed".into(),
-                    now: now_unix(),
-                    idle_expires_at: now + 3600,
-                };
-                assert!(
-                    store
-                        .rotate_refresh_token(rotation, audit())
-                        .await
-                        .expect("rotation")
-                );
+                let now = now_unix();
+                // The same transaction as a refresh of the service: the read of the token,
+                // session, user and roles, then the writes, with a sealed successor of the
+                // size the service writes (an access token is about 600 bytes); only the
+                // signing of that access token is left out.
+                let outcome = store
+                    .rotate_refresh_token(&token.hash(), |record| {
+                        let sealed = token.seal_successor(&Successor {
+                            refresh_token: next.as_str().to_owned(),
+                            access_token: "a".repeat(600),
+                            access_expires_at: now + 900,
+                        });
+                        let rotation = Rotation {
+                            successor_hash: next.hash(),
+                            successor_sealed: sealed,
+                            now,
+                            idle_expires_at: now + 3600,
+                        };
+                        let audit = AuditEvent::new("token_refreshed", &record.session.tenant, now)
+                            .user(&record.session.user_id)
+                            .session(&record.session.id);
+                        Some((rotation, audit))
+                    })
+                    .await
+                    .expect("rotation");
+                assert!(matches!(outcome, RotationOutcome::Rotated), "{outcome:?}");
                 token = next;
                 n += 1;
             }

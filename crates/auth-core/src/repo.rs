@@ -83,14 +83,18 @@ pub trait SessionRepository: Send + Sync {
         token_hash: &str,
     ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send;
 
-    /// Rotates atomically: marks `parent_hash` used (only if it is still unused) with the
-    /// sealed successor, stores the successor's hash and slides the session's idle expiry.
-    /// Returns false, changing nothing, when the parent was already used.
-    fn rotate_refresh_token(
+    /// A refresh in one transaction: reads the token with this hash, its session and user;
+    /// when the token is unused, `plan` decides on what it read and the rotation it returns
+    /// is written in the same transaction: the token marked used with the sealed successor,
+    /// the successor's hash stored, the session's idle expiry slid, the audit event added.
+    /// `plan` returning `None` changes nothing.
+    fn rotate_refresh_token<F>(
         &self,
-        rotation: Rotation,
-        audit: AuditEvent,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        token_hash: &str,
+        plan: F,
+    ) -> impl Future<Output = Result<RotationOutcome, StoreError>> + Send
+    where
+        F: FnOnce(&RefreshRecord) -> Option<(Rotation, AuditEvent)> + Send;
 
     /// Revokes one session if it is still unrevoked (and belongs to `user_id` when given);
     /// returns whether it did.
@@ -130,11 +134,25 @@ pub trait SessionRepository: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// What [`SessionRepository::rotate_refresh_token`] did.
+#[derive(Debug)]
+pub enum RotationOutcome {
+    /// No token has this hash.
+    Unknown,
+    /// The token was used before; nothing changed. The record tells when and how.
+    Used(RefreshRecord),
+    /// The plan declined; nothing changed.
+    Declined,
+    /// Another transaction used the token between the read and the write (possible only
+    /// without the read lock of SQLite's `BEGIN IMMEDIATE`); nothing changed.
+    Raced,
+    /// Rotated and committed.
+    Rotated,
+}
+
 /// One refresh-token rotation.
 #[derive(Debug, Clone)]
 pub struct Rotation {
-    pub session_id: String,
-    pub parent_hash: String,
     pub successor_hash: String,
     pub successor_sealed: String,
     pub now: i64,

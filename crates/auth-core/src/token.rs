@@ -10,15 +10,17 @@ use std::time::Duration;
 use auth_proto::{Jwk, JwkSet};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signer as _, SigningKey};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::User;
 use crate::error::TokenRejection;
-use crate::keys::{KeyState, KeyVault, KeyVaultError, StoredKey, ed25519_pkcs8};
+use crate::keys::{KeyState, KeyVault, KeyVaultError, StoredKey};
 use crate::secret::b64url;
 use crate::token_cache::VerifiedCache;
 
@@ -95,9 +97,21 @@ pub struct AccessToken {
     pub claims: AccessClaims,
 }
 
+/// How the active key signs.
+enum Signer {
+    /// Ed25519 with the key expanded once (not per token) and the header, with its `kid`,
+    /// encoded once.
+    Ed25519 {
+        key: Box<SigningKey>,
+        header_b64: String,
+    },
+    /// HS256 with the shared secret.
+    Shared(EncodingKey),
+}
+
 /// The keys in use: the one that signs and every one that verifies.
 struct KeyRing {
-    signing: Option<(Option<String>, EncodingKey)>,
+    signing: Option<Signer>,
     verifying: HashMap<String, DecodingKey>,
     /// Verifying key of HS256 mode (no `kid`).
     shared: Option<DecodingKey>,
@@ -123,7 +137,7 @@ impl TokenService {
     pub fn with_shared_secret(settings: TokenSettings, secret: &SecretString) -> Self {
         let bytes = secret.expose_secret().as_bytes();
         let ring = KeyRing {
-            signing: Some((None, EncodingKey::from_secret(bytes))),
+            signing: Some(Signer::Shared(EncodingKey::from_secret(bytes))),
             verifying: HashMap::new(),
             shared: Some(DecodingKey::from_secret(bytes)),
             jwks: Arc::new(JwkSet::default()),
@@ -201,7 +215,7 @@ impl TokenService {
     /// Mints an access token for `user`, optionally bound to session `sid`.
     pub fn mint(&self, user: &User, sid: Option<&str>, now: i64) -> Result<AccessToken, String> {
         let ring = self.current();
-        let Some((kid, key)) = ring.signing.as_ref() else {
+        let Some(signer) = ring.signing.as_ref() else {
             return Err("no active signing key".into());
         };
         let ttl = self.settings.access_ttl.as_secs();
@@ -221,10 +235,24 @@ impl TokenService {
             email: user.email.clone(),
             sid: sid.map(str::to_owned),
         };
-        let mut header = Header::new(self.algorithm.jwt());
-        header.typ = Some(ACCESS_TOKEN_TYP.into());
-        header.kid = kid.clone();
-        let token = jsonwebtoken::encode(&header, &claims, key).map_err(|e| e.to_string())?;
+        let token = match signer {
+            Signer::Ed25519 { key, header_b64 } => {
+                let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
+                let mut token =
+                    String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 90);
+                token.push_str(header_b64);
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+                let signature = key.sign(token.as_bytes());
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+                token
+            }
+            Signer::Shared(key) => {
+                let header = access_header(self.algorithm, None);
+                jsonwebtoken::encode(&header, &claims, key).map_err(|e| e.to_string())?
+            }
+        };
         Ok(AccessToken {
             token,
             expires_in: ttl,
@@ -311,6 +339,13 @@ fn rejection(kind: &ErrorKind) -> TokenRejection {
     }
 }
 
+fn access_header(algorithm: JwtAlgorithm, kid: Option<String>) -> Header {
+    let mut header = Header::new(algorithm.jwt());
+    header.typ = Some(ACCESS_TOKEN_TYP.into());
+    header.kid = kid;
+    header
+}
+
 fn fingerprint(keys: &[StoredKey]) -> Vec<(String, KeyState)> {
     keys.iter()
         .filter(|k| k.state.is_published() && k.algorithm == "EdDSA")
@@ -327,11 +362,14 @@ fn build_ring(keys: &[StoredKey], vault: KeyVault<'_>) -> Result<KeyRing, KeyVau
         .filter(|k| k.state.is_published() && k.algorithm == "EdDSA")
     {
         if key.state == KeyState::Active {
-            let seed = vault.open(key)?;
-            signing = Some((
-                Some(key.kid.clone()),
-                EncodingKey::from_ed_der(&ed25519_pkcs8(&seed)),
-            ));
+            let seed = Zeroizing::new(vault.open(key)?);
+            let header = access_header(JwtAlgorithm::EdDSA, Some(key.kid.clone()));
+            let header_json = serde_json::to_vec(&header)
+                .map_err(|e| KeyVaultError::Corrupt(format!("{}: header: {e}", key.kid)))?;
+            signing = Some(Signer::Ed25519 {
+                key: Box::new(SigningKey::from_bytes(&seed)),
+                header_b64: b64url(&header_json),
+            });
         }
         verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&key.public_key));
         jwks.keys.push(Jwk {

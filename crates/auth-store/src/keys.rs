@@ -69,7 +69,7 @@ impl Store {
         .bind(state.as_str())
         .bind(key.created_at)
         .bind(key.activated_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(map_err)?;
         Ok(())
@@ -131,7 +131,7 @@ impl KeyRepository for Store {
             "UPDATE signing_keys SET state = 'removed' WHERE state = 'retired' AND retired_at < $1",
         )
         .bind(retired_before)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())

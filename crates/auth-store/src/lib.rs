@@ -64,10 +64,12 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite: a pool of the one connection that writes; PostgreSQL: the same pool.
+    writer: AnyPool,
     backend: Backend,
     /// SQLite has one writer at a time. Writers of this process queue here, in order, instead
     /// of in SQLite's busy handler, which sleeps and retries (long tail latencies under load).
-    writer: Arc<tokio::sync::Mutex<()>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Held while a write runs on SQLite; nothing on PostgreSQL.
@@ -86,46 +88,64 @@ impl Store {
             Backend::Postgres => url.to_owned(),
         };
         let connect = AnyConnectOptions::from_str(&url).map_err(map_err)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
-                             PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(connect)
+        let pool = pool_options(backend, options.max_connections, options)
+            .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
+        // SQLite: every write of this process goes through one connection. Its page cache
+        // stays valid from one transaction to the next (only its own writes change the
+        // file), where a write on a pooled connection first re-reads the pages the other
+        // connections' writes invalidated.
+        let writer = match backend {
+            Backend::Sqlite => pool_options(backend, 1, options)
+                .connect_with(connect)
+                .await
+                .map_err(map_err)?,
+            Backend::Postgres => pool.clone(),
+        };
         Ok(Self {
             pool,
+            writer,
             backend,
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
     /// Waits for this process's turn to write (SQLite only).
     pub(crate) async fn write_turn(&self) -> WriteGuard<'_> {
         match self.backend {
-            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Sqlite => Some(self.turn.lock().await),
             Backend::Postgres => None,
         }
     }
 
-    /// Begins a write transaction in this process's turn.
+    /// Where writes run: SQLite's writer connection, or the PostgreSQL pool.
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// Begins a write transaction in this process's turn. On SQLite it is `BEGIN IMMEDIATE`:
+    /// the write lock is taken before anything is read, so what a transaction reads is what
+    /// it writes over, even with another process writing to the same file.
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<(WriteGuard<'_>, sqlx::Transaction<'static, sqlx::Any>), StoreError> {
         let turn = self.write_turn().await;
-        let tx = self.pool.begin().await.map_err(map_err)?;
+        let tx = match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
+        .map_err(map_err)?;
         Ok((turn, tx))
+    }
+
+    /// SQL aggregating `expr` of a group into one string, separated by
+    /// [`users::LIST_SEPARATOR`].
+    pub(crate) fn aggregate(&self, expr: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("group_concat({expr}, char(31))"),
+            Backend::Postgres => format!("string_agg({expr}, chr(31))"),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -151,7 +171,29 @@ impl Store {
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
+}
+
+fn pool_options(backend: Backend, max_connections: u32, options: &StoreOptions) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        // A SQLite connection is in-process: pinging it before every use is a round trip to
+        // its thread that can only find it alive. PostgreSQL connections are checked.
+        .test_before_acquire(backend == Backend::Postgres)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                         PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// Adds `mode=rwc` (create when missing) and creates the parent folder of a SQLite file.

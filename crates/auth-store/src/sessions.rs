@@ -2,12 +2,12 @@
 
 use auth_core::StoreError;
 use auth_core::domain::User;
-use auth_core::repo::{Rotation, SessionRepository};
+use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
 use auth_core::session::{AuditEvent, ClientInfo, RefreshRecord, Session};
 use sqlx::{Any, AnyConnection, FromRow};
 use tracing::instrument;
 
-use crate::users::roles_of;
+use crate::users::{sorted_permissions, sorted_roles, split_list};
 use crate::{Store, map_err};
 
 #[derive(FromRow)]
@@ -55,6 +55,8 @@ struct RefreshRow {
     u_disabled_at: Option<i64>,
     u_created_at: i64,
     u_updated_at: i64,
+    u_roles: Option<String>,
+    u_permissions: Option<String>,
 }
 
 const SESSION_COLUMNS: &str = "s.id, s.user_id, s.tenant_id, s.user_agent, s.ip, s.created_at, \
@@ -83,6 +85,58 @@ async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), St
     .await
     .map_err(map_err)?;
     Ok(())
+}
+
+impl Store {
+    /// The refresh token with this hash, its session and its user with roles and permissions.
+    async fn read_refresh_token(
+        &self,
+        conn: &mut AnyConnection,
+        token_hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        // One statement: the token, its session, the user and the user's roles and
+        // permissions (aggregated), so a refresh reads the database once.
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed, u.email AS u_email, \
+             u.username AS u_username, u.email_verified_at AS u_email_verified_at, \
+             u.disabled_at AS u_disabled_at, u.created_at AS u_created_at, u.updated_at AS u_updated_at, \
+             (SELECT {roles} FROM user_roles r WHERE r.user_id = s.user_id) AS u_roles, \
+             (SELECT {permissions} FROM user_roles r JOIN role_permissions p \
+                ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
+              WHERE r.user_id = s.user_id) AS u_permissions \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+             WHERE t.token_hash = $1",
+            roles = self.aggregate("r.role_name"),
+            permissions = self.aggregate("p.permission"),
+        );
+        let row = sqlx::query_as::<Any, RefreshRow>(&sql)
+            .bind(token_hash)
+            .fetch_optional(conn)
+            .await
+            .map_err(map_err)?;
+        let Some(r) = row else { return Ok(None) };
+        let roles = sorted_roles(split_list(r.u_roles));
+        let permissions = sorted_permissions(split_list(r.u_permissions));
+        let user = User {
+            id: uuid::Uuid::parse_str(&r.session.user_id)
+                .map_err(|e| StoreError::Other(Box::new(e)))?,
+            tenant: r.session.tenant_id.clone(),
+            email: r.u_email,
+            username: r.u_username,
+            roles,
+            permissions,
+            email_verified: r.u_email_verified_at.is_some(),
+            disabled: r.u_disabled_at.is_some(),
+            created_at: r.u_created_at,
+            updated_at: r.u_updated_at,
+        };
+        Ok(Some(RefreshRecord {
+            session: r.session.into(),
+            user,
+            used_at: r.used_at,
+            successor_sealed: r.successor_sealed,
+        }))
+    }
 }
 
 impl SessionRepository for Store {
@@ -127,71 +181,51 @@ impl SessionRepository for Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed, u.email AS u_email, \
-             u.username AS u_username, u.email_verified_at AS u_email_verified_at, \
-             u.disabled_at AS u_disabled_at, u.created_at AS u_created_at, u.updated_at AS u_updated_at \
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
-             WHERE t.token_hash = $1"
-        );
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let row = sqlx::query_as::<Any, RefreshRow>(&sql)
-            .bind(token_hash)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        let Some(r) = row else { return Ok(None) };
-        let (roles, permissions) = roles_of(&mut conn, &r.session.user_id).await?;
-        let user = User {
-            id: uuid::Uuid::parse_str(&r.session.user_id)
-                .map_err(|e| StoreError::Other(Box::new(e)))?,
-            tenant: r.session.tenant_id.clone(),
-            email: r.u_email,
-            username: r.u_username,
-            roles,
-            permissions,
-            email_verified: r.u_email_verified_at.is_some(),
-            disabled: r.u_disabled_at.is_some(),
-            created_at: r.u_created_at,
-            updated_at: r.u_updated_at,
-        };
-        Ok(Some(RefreshRecord {
-            session: r.session.into(),
-            user,
-            used_at: r.used_at,
-            successor_sealed: r.successor_sealed,
-        }))
+        self.read_refresh_token(&mut conn, token_hash).await
     }
 
-    #[instrument(skip_all, err, fields(session_id = %rotation.session_id))]
-    async fn rotate_refresh_token(
+    #[instrument(skip_all, err)]
+    async fn rotate_refresh_token<F>(
         &self,
-        rotation: Rotation,
-        audit: AuditEvent,
-    ) -> Result<bool, StoreError> {
+        token_hash: &str,
+        plan: F,
+    ) -> Result<RotationOutcome, StoreError>
+    where
+        F: FnOnce(&RefreshRecord) -> Option<(Rotation, AuditEvent)> + Send,
+    {
         let (_turn, mut tx) = self.begin_write().await?;
-        // The conditional update is the first statement, so on SQLite the transaction takes
-        // the write lock before reading anything; on PostgreSQL a concurrent rotation waits on
-        // the row lock and then finds `used_at` set. Either way exactly one rotation wins.
+        let Some(record) = self.read_refresh_token(&mut tx, token_hash).await? else {
+            return Ok(RotationOutcome::Unknown);
+        };
+        if record.used_at.is_some() {
+            return Ok(RotationOutcome::Used(record));
+        }
+        let Some((rotation, audit)) = plan(&record) else {
+            return Ok(RotationOutcome::Declined);
+        };
+        let session_id = &record.session.id;
+        // Conditional, so that on PostgreSQL (no read lock) exactly one of two concurrent
+        // rotations of a token wins; the other finds it used and answers as a replay.
         let claimed = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1, successor_sealed = $2 \
              WHERE token_hash = $3 AND used_at IS NULL",
         )
         .bind(rotation.now)
         .bind(&rotation.successor_sealed)
-        .bind(&rotation.parent_hash)
+        .bind(token_hash)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?
         .rows_affected();
         if claimed != 1 {
-            return Ok(false);
+            return Ok(RotationOutcome::Raced);
         }
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
         )
         .bind(&rotation.successor_hash)
-        .bind(&rotation.session_id)
+        .bind(session_id)
         .bind(rotation.now)
         .execute(&mut *tx)
         .await
@@ -201,13 +235,13 @@ impl SessionRepository for Store {
         )
         .bind(rotation.now)
         .bind(rotation.idle_expires_at)
-        .bind(&rotation.session_id)
+        .bind(session_id)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(RotationOutcome::Rotated)
     }
 
     #[instrument(skip_all, err, fields(session_id = %session_id))]
@@ -290,7 +324,7 @@ impl SessionRepository for Store {
     #[instrument(skip_all, err, fields(kind = audit.kind))]
     async fn record_audit(&self, audit: AuditEvent) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut conn = self.writer().acquire().await.map_err(map_err)?;
         insert_audit(&mut conn, &audit).await
     }
 }

@@ -62,18 +62,42 @@ pub(crate) async fn roles_of(
     .fetch_all(conn)
     .await
     .map_err(map_err)?;
+    let roles = sorted_roles(rows.iter().map(|(r, _)| r.clone()).collect());
+    let permissions = sorted_permissions(rows.into_iter().filter_map(|(_, p)| p).collect());
+    Ok((roles, permissions))
+}
+
+/// Roles in the order tokens list them: `admin` first, `user` last, others by name between.
+pub(crate) fn sorted_roles(mut roles: Vec<String>) -> Vec<String> {
     let rank = |role: &str| match role {
         "admin" => 0,
         "user" => 2,
         _ => 1,
     };
-    let mut roles: Vec<String> = rows.iter().map(|(r, _)| r.clone()).collect();
     roles.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
     roles.dedup();
-    let mut permissions: Vec<String> = rows.into_iter().filter_map(|(_, p)| p).collect();
+    roles
+}
+
+pub(crate) fn sorted_permissions(mut permissions: Vec<String>) -> Vec<String> {
     permissions.sort();
     permissions.dedup();
-    Ok((roles, permissions))
+    permissions
+}
+
+/// Separator of aggregated names ([`Store::aggregate`]): the ASCII unit separator, which no
+/// role or permission name contains.
+pub(crate) const LIST_SEPARATOR: char = '\u{1f}';
+
+/// Splits a list aggregated in SQL.
+pub(crate) fn split_list(list: Option<String>) -> Vec<String> {
+    list.map(|l| {
+        l.split(LIST_SEPARATOR)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl UserRepository for Store {

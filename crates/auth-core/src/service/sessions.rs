@@ -6,7 +6,7 @@ use tracing::instrument;
 
 use super::{AuthService, IssuedTokens, Repository};
 use crate::error::TokenRejection;
-use crate::repo::Rotation;
+use crate::repo::{Rotation, RotationOutcome};
 use crate::session::{AuditEvent, ClientInfo, RefreshRecord, RefreshToken, Session, Successor};
 use crate::token::{AccessClaims, AccessToken};
 use crate::{CoreError, now_unix};
@@ -31,23 +31,64 @@ impl<R: Repository> AuthService<R> {
         let token =
             RefreshToken::parse(presented).ok_or(CoreError::Token(TokenRejection::Malformed))?;
         let hash = token.hash();
-        let record = self
-            .repo
-            .find_refresh_token(&hash)
-            .await?
-            .ok_or(CoreError::Token(TokenRejection::Malformed))?;
-        tracing::Span::current().record("session_id", record.session.id.as_str());
         let now = now_unix();
-        if record.used_at.is_some() {
-            return self.replay(&token, record, client, now).await;
+        // Everything the refresh decides happens inside the rotation transaction, on what it
+        // read; `issued` carries the answer (or the refusal) out of it.
+        let mut issued: Option<Result<IssuedTokens, CoreError>> = None;
+        let outcome = self
+            .repo
+            .rotate_refresh_token(&hash, |record| {
+                match self.plan_rotation(&token, record, client, now) {
+                    Ok((rotation, audit, tokens)) => {
+                        issued = Some(Ok(tokens));
+                        Some((rotation, audit))
+                    }
+                    Err(e) => {
+                        issued = Some(Err(e));
+                        None
+                    }
+                }
+            })
+            .await?;
+        match outcome {
+            RotationOutcome::Rotated | RotationOutcome::Declined => issued.unwrap_or_else(|| {
+                Err(CoreError::Internal(
+                    "rotation finished without an answer".into(),
+                ))
+            }),
+            RotationOutcome::Unknown => Err(CoreError::Token(TokenRejection::Malformed)),
+            RotationOutcome::Used(record) => {
+                tracing::Span::current().record("session_id", record.session.id.as_str());
+                self.replay(&token, record, client, now).await
+            }
+            RotationOutcome::Raced => {
+                // A concurrent request rotated this token first: answer with its successor.
+                let record = self
+                    .repo
+                    .find_refresh_token(&hash)
+                    .await?
+                    .ok_or(CoreError::Token(TokenRejection::Malformed))?;
+                self.replay(&token, record, client, now).await
+            }
         }
-        check_session(&record.session, now)?;
+    }
 
+    /// Decides a rotation on the record read in its transaction: the session must be live and
+    /// the user enabled; the successor and the new access token are made and sealed.
+    fn plan_rotation(
+        &self,
+        token: &RefreshToken,
+        record: &RefreshRecord,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<(Rotation, AuditEvent, IssuedTokens), CoreError> {
+        tracing::Span::current().record("session_id", record.session.id.as_str());
+        let session = &record.session;
+        check_session(session, now)?;
         let user = &record.user;
         if user.disabled {
             return Err(CoreError::AccountDisabled);
         }
-        let session = &record.session;
         let successor = RefreshToken::generate();
         let access = self
             .tokens
@@ -60,8 +101,6 @@ impl<R: Repository> AuthService<R> {
         });
         let idle_expires_at = self.sessions.idle_expiry(now, session.absolute_expires_at);
         let rotation = Rotation {
-            session_id: session.id.clone(),
-            parent_hash: hash.clone(),
             successor_hash: successor.hash(),
             successor_sealed: sealed,
             now,
@@ -71,21 +110,13 @@ impl<R: Repository> AuthService<R> {
             .user(&session.user_id)
             .session(&session.id)
             .client(client);
-        if self.repo.rotate_refresh_token(rotation, audit).await? {
-            return Ok(IssuedTokens {
-                access,
-                refresh: successor,
-                refresh_expires_in: (idle_expires_at - now).max(0) as u64,
-                session_id: session.id.clone(),
-            });
-        }
-        // A concurrent request rotated this token first: answer with its successor.
-        let record = self
-            .repo
-            .find_refresh_token(&hash)
-            .await?
-            .ok_or(CoreError::Token(TokenRejection::Malformed))?;
-        self.replay(&token, record, client, now).await
+        let issued = IssuedTokens {
+            access,
+            refresh: successor,
+            refresh_expires_in: (idle_expires_at - now).max(0) as u64,
+            session_id: session.id.clone(),
+        };
+        Ok((rotation, audit, issued))
     }
 
     /// A token that was already rotated: within the grace window its sealed successor is

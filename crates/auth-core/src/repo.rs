@@ -140,7 +140,7 @@ pub enum RotationOutcome {
     /// No token has this hash.
     Unknown,
     /// The token was used before; nothing changed. The record tells when and how.
-    Used(RefreshRecord),
+    Used(Box<RefreshRecord>),
     /// The plan declined; nothing changed.
     Declined,
     /// Another transaction used the token between the read and the write (possible only

@@ -199,7 +199,7 @@ impl SessionRepository for Store {
             return Ok(RotationOutcome::Unknown);
         };
         if record.used_at.is_some() {
-            return Ok(RotationOutcome::Used(record));
+            return Ok(RotationOutcome::Used(Box::new(record)));
         }
         let Some((rotation, audit)) = plan(&record) else {
             return Ok(RotationOutcome::Declined);

@@ -59,7 +59,7 @@ impl<R: Repository> AuthService<R> {
             RotationOutcome::Unknown => Err(CoreError::Token(TokenRejection::Malformed)),
             RotationOutcome::Used(record) => {
                 tracing::Span::current().record("session_id", record.session.id.as_str());
-                self.replay(&token, record, client, now).await
+                self.replay(&token, *record, client, now).await
             }
             RotationOutcome::Raced => {
                 // A concurrent request rotated this token first: answer with its successor.

@@ -7,8 +7,10 @@
 //! cached one except by guessing, about one chance in 2^128 / capacity per request. It is
 //! several times cheaper than SHA-256 on a 600-byte token, which matters on CPUs without SHA
 //! instructions. Only the expiry is kept (about 40 bytes a token), so 10,000 live tokens cost
-//! under a megabyte; expiry is checked on every hit, the cache is emptied whenever the key ring
-//! changes, and revocation is never its business: callers check it on every request.
+//! under a megabyte: keeping the decoded claims instead saves a decode per hit but costs some
+//! 900 bytes a token, memory a login flood needs more. Expiry is checked on every hit, the cache
+//! is emptied whenever the key ring changes, and revocation is never its business: callers
+//! check it on every request.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -22,10 +24,17 @@ use crate::token::LEEWAY_SECONDS;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenKey(u128);
 
+type Shard = RwLock<HashMap<TokenKey, i64, BuildHasherDefault<KeyHasher>>>;
+
+/// Shards of the map, each behind its own lock, so the worker threads do not all take (and
+/// bounce between their caches) the same lock word on every request.
+const SHARDS: usize = 16;
+
 pub struct VerifiedCache {
     /// Token key -> `exp` of a token whose signature and claims were verified.
-    entries: RwLock<HashMap<TokenKey, i64, BuildHasherDefault<KeyHasher>>>,
-    capacity: usize,
+    shards: Box<[Shard]>,
+    /// Entries per shard.
+    shard_capacity: usize,
     sip_key: [u8; 16],
 }
 
@@ -53,13 +62,18 @@ impl Hasher for KeyHasher {
 }
 
 impl VerifiedCache {
-    /// A cache of at most `capacity` tokens; 0 disables it.
+    /// A cache of about `capacity` tokens (rounded up to a multiple of the shard count); 0
+    /// disables it.
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: RwLock::new(HashMap::default()),
-            capacity,
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shard_capacity: capacity.div_ceil(SHARDS),
             sip_key: crate::secret::random_bytes(),
         }
+    }
+
+    fn shard(&self, key: &TokenKey) -> &Shard {
+        &self.shards[(key.0 >> 64) as usize % SHARDS]
     }
 
     pub fn key(&self, token: &str) -> TokenKey {
@@ -70,28 +84,28 @@ impl VerifiedCache {
 
     /// Whether this token was verified before and has not expired since.
     pub fn contains(&self, key: &TokenKey, now: i64) -> bool {
-        if self.capacity == 0 {
+        if self.shard_capacity == 0 {
             return false;
         }
         let exp = self
-            .entries
+            .shard(key)
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .copied();
-        exp.is_some_and(|exp| exp + LEEWAY_SECONDS as i64 >= now)
+        exp.is_some_and(|exp| live(exp, now))
     }
 
-    /// Remembers a verified token. When full, expired entries go first; if that frees nothing,
-    /// the cache starts over (bounded memory matters more than the hit rate of a flood).
+    /// Remembers a verified token. When its shard is full, expired entries go first; if that
+    /// frees nothing, the shard starts over (bounded memory matters more than the hit rate of a flood).
     pub fn insert(&self, key: TokenKey, exp: i64, now: i64) {
-        if self.capacity == 0 {
+        if self.shard_capacity == 0 {
             return;
         }
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.capacity {
-            entries.retain(|_, exp| *exp + LEEWAY_SECONDS as i64 >= now);
-            if entries.len() >= self.capacity {
+        let mut entries = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.shard_capacity {
+            entries.retain(|_, exp| live(*exp, now));
+            if entries.len() >= self.shard_capacity {
                 entries.clear();
             }
         }
@@ -99,19 +113,25 @@ impl VerifiedCache {
     }
 
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        for shard in &self.shards {
+            shard.write().unwrap_or_else(|e| e.into_inner()).clear();
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.shards
+            .iter()
+            .map(|shard| shard.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn live(exp: i64, now: i64) -> bool {
+    exp + LEEWAY_SECONDS as i64 >= now
 }
 
 #[cfg(test)]
@@ -120,18 +140,28 @@ mod tests {
 
     #[test]
     fn hits_expire_with_their_token_and_the_size_stays_bounded() {
-        let cache = VerifiedCache::new(2);
-        let (a, b, c) = (cache.key("a"), cache.key("b"), cache.key("c"));
+        // Two entries per shard; these three keys share shard 0.
+        let cache = VerifiedCache::new(2 * SHARDS);
+        let (a, b, c) = (TokenKey(1), TokenKey(2), TokenKey(3));
         cache.insert(a, 100, 0);
         assert!(cache.contains(&a, 100 + LEEWAY_SECONDS as i64));
         assert!(!cache.contains(&a, 101 + LEEWAY_SECONDS as i64), "expired");
         cache.insert(b, 1000, 0);
         cache.insert(c, 1000, 500);
         assert!(!cache.contains(&a, 0), "the expired entry made room");
+        assert!(cache.contains(&c, 500));
         assert_eq!(cache.len(), 2);
         cache.insert(a, 1000, 500);
         assert!(cache.len() <= 2);
-        assert!(!VerifiedCache::new(0).contains(&a, 0));
+        let spread = VerifiedCache::new(SHARDS);
+        for i in 0..1000 {
+            let key = spread.key(&format!("token-{i}"));
+            spread.insert(key, 1000, 0);
+        }
+        assert!(spread.len() <= SHARDS, "bounded over all shards");
+        let off = VerifiedCache::new(0);
+        off.insert(a, 1000, 0);
+        assert!(!off.contains(&a, 0));
     }
 
     #[test]

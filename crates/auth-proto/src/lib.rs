@@ -10,8 +10,8 @@ pub mod users;
 pub use error::{ErrorCode, FieldError, Problem};
 pub use jwks::{Jwk, JwkSet};
 pub use tokens::{
-    CompatObtainRequest, CompatRefreshRequest, CompatTokenPair, Introspection, LoginRequest,
-    LogoutRequest, RefreshRequest, SessionInfo, TokenResponse, ValidateRequest,
+    ActiveIntrospection, CompatObtainRequest, CompatRefreshRequest, CompatTokenPair, Introspection,
+    LoginRequest, LogoutRequest, RefreshRequest, SessionInfo, TokenResponse, ValidateRequest,
 };
 pub use users::{SignupRequest, User};
 

@@ -79,6 +79,25 @@ pub struct Introspection {
     pub iat: Option<i64>,
 }
 
+/// The answer of `POST /auth/validate` for an active token, serialized from borrowed claims:
+/// the same JSON as an [`Introspection`] with `active: true`, without copying a string.
+#[derive(Debug, Serialize)]
+pub struct ActiveIntrospection<'a> {
+    pub active: bool,
+    pub sub: &'a str,
+    pub user_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
+    pub roles: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'a str>,
+    pub permissions: &'a [String],
+    pub tenant: &'a str,
+    pub email: &'a str,
+    pub exp: i64,
+    pub iat: i64,
+}
+
 /// One of the caller's sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionInfo {
@@ -144,3 +163,48 @@ redacted_debug!(
     CompatTokenPair
 );
 redacted_debug!(TokenResponse);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_active_introspection_serializes_like_the_owned_one() {
+        let (roles, permissions) = (
+            vec!["admin".to_string(), "user".to_string()],
+            vec!["users:write".to_string()],
+        );
+        for (sid, role) in [(Some("s-1"), Some("admin")), (None, None)] {
+            let owned = Introspection {
+                active: true,
+                sub: Some("u-1".into()),
+                user_id: Some("u-1".into()),
+                sid: sid.map(Into::into),
+                roles: Some(roles.clone()),
+                role: role.map(Into::into),
+                permissions: Some(permissions.clone()),
+                tenant: Some("acme".into()),
+                email: Some("a\"b@example.com".into()),
+                exp: Some(2_000_000_000),
+                iat: Some(1_999_999_100),
+            };
+            let borrowed = ActiveIntrospection {
+                active: true,
+                sub: "u-1",
+                user_id: "u-1",
+                sid,
+                roles: &roles,
+                role,
+                permissions: &permissions,
+                tenant: "acme",
+                email: "a\"b@example.com",
+                exp: 2_000_000_000,
+                iat: 1_999_999_100,
+            };
+            assert_eq!(
+                serde_json::to_string(&borrowed).unwrap(),
+                serde_json::to_string(&owned).unwrap()
+            );
+        }
+    }
+}

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
+use auth_core::CoreError;
 use auth_core::service::AuthService;
 use auth_core::token::AccessClaims;
-use auth_proto::{Introspection, Problem, ValidateRequest};
+use auth_proto::{ActiveIntrospection, Introspection, Problem, ValidateRequest};
 use auth_store::Store;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -28,20 +29,33 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
 }
 
-fn introspection(claims: Arc<AccessClaims>) -> Introspection {
-    let claims = Arc::unwrap_or_clone(claims);
-    Introspection {
+/// The introspection of an active token, serialized straight from the claims.
+fn active(claims: &AccessClaims) -> Response {
+    let answer = ActiveIntrospection {
         active: true,
-        user_id: Some(claims.sub.clone()),
-        sub: Some(claims.sub),
-        sid: claims.sid,
-        role: claims.role,
-        roles: Some(claims.roles),
-        permissions: Some(claims.permissions),
-        tenant: Some(claims.tenant),
-        email: Some(claims.email),
-        exp: Some(claims.exp),
-        iat: Some(claims.iat),
+        sub: &claims.sub,
+        user_id: &claims.sub,
+        sid: claims.sid.as_deref(),
+        roles: &claims.roles,
+        role: claims.role.as_deref(),
+        permissions: &claims.permissions,
+        tenant: &claims.tenant,
+        email: &claims.email,
+        exp: claims.exp,
+        iat: claims.iat,
+    };
+    // Sized for the usual answer, so serializing does not grow the buffer step by step.
+    let mut body = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut body, &answer) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::from(CoreError::Internal(e.to_string())).into_response(),
     }
 }
 
@@ -61,15 +75,15 @@ pub async fn validate(
 ) -> Response {
     let token = body.and_then(|b| b.token).or(bearer.ok());
     let token = token.as_deref();
-    let answer = match token.map(|t| state.auth.authenticate(t)) {
-        Some(Ok(claims)) => introspection(claims),
+    let response = match token.map(|t| state.auth.authenticate(t)) {
+        Some(Ok(claims)) => active(&claims),
         Some(Err(e)) => {
             tracing::info!(reason = %e, "token inactive");
-            Introspection::default()
+            Json(Introspection::default()).into_response()
         }
-        None => Introspection::default(),
+        None => Json(Introspection::default()).into_response(),
     };
-    no_store(Json(answer).into_response())
+    no_store(response)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -2,10 +2,14 @@
 //! is sane, else a new UUIDv7), echoed in the response, carried by the request span (so every
 //! log line of the request has it) and available to error bodies.
 
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use siphasher::sip128::{Hasher128, SipHasher13};
 use tracing::Instrument;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -17,6 +21,32 @@ tokio::task_local! {
 /// The id of the request being handled, if called inside one.
 pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// A new UUIDv7 request id: the time in milliseconds and 74 bits of SipHash-1-3 of a per-thread
+/// counter under a per-thread random key. Ids are unique and unguessable without a system call
+/// per request (`Uuid::now_v7` asks the kernel for randomness on every call).
+fn new_id() -> String {
+    thread_local! {
+        static KEY: [u8; 16] = auth_core::secret::random_bytes();
+        static COUNTER: Cell<u64> = const { Cell::new(0) };
+    }
+    let n = COUNTER.with(|c| {
+        let n = c.get().wrapping_add(1);
+        c.set(n);
+        n
+    });
+    let mut hasher = KEY.with(SipHasher13::new_with_key);
+    std::hash::Hasher::write_u64(&mut hasher, n);
+    let random = hasher.finish128().as_u128().to_le_bytes();
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&random[..10]);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    uuid::Builder::from_unix_timestamp_millis(millis, &tail)
+        .into_uuid()
+        .to_string()
 }
 
 fn accept(value: &HeaderValue) -> Option<String> {
@@ -31,7 +61,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(accept)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .unwrap_or_else(new_id);
     let header = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     request
         .headers_mut()
@@ -56,4 +86,22 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     });
     response.headers_mut().insert(X_REQUEST_ID.clone(), header);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_are_distinct_version_7_uuids() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(10) {
+            let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(uuid.get_version_num(), 7);
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
+        }
+        let other = std::thread::spawn(new_id).join().unwrap();
+        assert!(!ids.contains(&other), "another thread draws its own key");
+    }
 }

@@ -30,6 +30,9 @@ async fn validate_introspects_tokens_from_the_body_or_the_bearer_header() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.headers().contains_key("x-request-id"));
     assert_eq!(r.json::<Value>().await.unwrap(), by_body);
 
     for body in [

@@ -321,7 +321,9 @@ fn read_claims(token: &str) -> Result<AccessClaims, TokenRejection> {
                 .ok_or(TokenRejection::Malformed);
         }
     };
-    serde_json::from_slice(json).map_err(|_| TokenRejection::Malformed)
+    // One UTF-8 check of the whole payload; `from_slice` would check every string again.
+    let json = std::str::from_utf8(json).map_err(|_| TokenRejection::Malformed)?;
+    serde_json::from_str(json).map_err(|_| TokenRejection::Malformed)
 }
 
 fn rejection(kind: &ErrorKind) -> TokenRejection {

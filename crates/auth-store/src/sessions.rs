@@ -1,5 +1,7 @@
 //! Sessions, refresh tokens (by hash) and the audit trail.
 
+use std::sync::OnceLock;
+
 use auth_core::StoreError;
 use auth_core::domain::User;
 use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
@@ -8,7 +10,7 @@ use sqlx::{Any, AnyConnection, FromRow};
 use tracing::instrument;
 
 use crate::users::{sorted_permissions, sorted_roles, split_list};
-use crate::{Store, map_err};
+use crate::{Backend, Store, map_err};
 
 #[derive(FromRow)]
 struct SessionRow {
@@ -88,28 +90,39 @@ async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), St
 }
 
 impl Store {
+    /// One statement: the token, its session, the user and the user's roles and permissions
+    /// (aggregated), so a refresh reads the database once. Built once per backend.
+    fn refresh_read_sql(&self) -> &'static str {
+        static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+        let slot = match self.backend() {
+            Backend::Sqlite => &SQL[0],
+            Backend::Postgres => &SQL[1],
+        };
+        slot.get_or_init(|| {
+            format!(
+                "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed, u.email AS u_email, \
+                 u.username AS u_username, u.email_verified_at AS u_email_verified_at, \
+                 u.disabled_at AS u_disabled_at, u.created_at AS u_created_at, u.updated_at AS u_updated_at, \
+                 (SELECT {roles} FROM user_roles r WHERE r.user_id = s.user_id) AS u_roles, \
+                 (SELECT {permissions} FROM user_roles r JOIN role_permissions p \
+                    ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
+                  WHERE r.user_id = s.user_id) AS u_permissions \
+                 FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+                 WHERE t.token_hash = $1",
+                roles = self.aggregate("r.role_name"),
+                permissions = self.aggregate("p.permission"),
+            )
+        })
+    }
+
     /// The refresh token with this hash, its session and its user with roles and permissions.
     async fn read_refresh_token(
         &self,
         conn: &mut AnyConnection,
         token_hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError> {
-        // One statement: the token, its session, the user and the user's roles and
-        // permissions (aggregated), so a refresh reads the database once.
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed, u.email AS u_email, \
-             u.username AS u_username, u.email_verified_at AS u_email_verified_at, \
-             u.disabled_at AS u_disabled_at, u.created_at AS u_created_at, u.updated_at AS u_updated_at, \
-             (SELECT {roles} FROM user_roles r WHERE r.user_id = s.user_id) AS u_roles, \
-             (SELECT {permissions} FROM user_roles r JOIN role_permissions p \
-                ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
-              WHERE r.user_id = s.user_id) AS u_permissions \
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
-             WHERE t.token_hash = $1",
-            roles = self.aggregate("r.role_name"),
-            permissions = self.aggregate("p.permission"),
-        );
-        let row = sqlx::query_as::<Any, RefreshRow>(&sql)
+        let sql = self.refresh_read_sql();
+        let row = sqlx::query_as::<Any, RefreshRow>(sql)
             .bind(token_hash)
             .fetch_optional(conn)
             .await

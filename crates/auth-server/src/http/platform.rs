@@ -10,8 +10,9 @@ use auth_core::token::AccessClaims;
 use auth_proto::{ActiveIntrospection, Introspection, Problem, ValidateRequest};
 use auth_store::Store;
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -107,12 +108,14 @@ pub struct VerifyQuery {
 pub async fn verify(
     Query(query): Query<VerifyQuery>,
     Authenticated(claims): Authenticated,
-) -> Result<(StatusCode, HeaderMap), ApiError> {
+) -> Result<Response, ApiError> {
     AuthService::<Store>::require(&claims, query.role.as_deref(), query.permission.as_deref())?;
     // Claims of a cached token are decoded for this request alone: their strings move into
-    // the headers without being copied.
+    // the headers without being copied, straight into the response's own header map.
     let claims = Arc::unwrap_or_clone(claims);
-    let mut headers = HeaderMap::with_capacity(8);
+    let mut response = Response::new(Body::empty());
+    let headers = response.headers_mut();
+    headers.reserve(10);
     let mut put = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::try_from(value) {
             headers.insert(HeaderName::from_static(name), v);
@@ -124,11 +127,8 @@ pub async fn verify(
     put("x-auth-permissions", join(claims.permissions));
     put("x-auth-tenant", claims.tenant);
     put("x-auth-session-id", claims.sid.unwrap_or_default());
-    headers.insert(
-        axum::http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
-    Ok((StatusCode::OK, headers))
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// Comma-separated values, without a new allocation for the common single value.

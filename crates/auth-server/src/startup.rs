@@ -50,6 +50,7 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     };
     let options = StoreOptions {
         max_connections: config.database_max_connections,
+        sqlite_cache_kib: config.sqlite_cache_kib,
         ..StoreOptions::default()
     };
     let store = Store::connect(url, &options).await.map_err(err)?;

@@ -33,6 +33,7 @@ pub struct Config {
     pub port: u16,
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    pub sqlite_cache_kib: u32,
     pub tokens: TokenSettings,
     pub jwt_algorithm: JwtAlgorithm,
     pub jwt_secret: Option<SecretString>,
@@ -64,6 +65,7 @@ impl RawConfig {
         }
         let database_max_connections: Option<u32> =
             p.parse_range(self, "database_max_connections", 1, 1000);
+        let sqlite_cache_kib: Option<u32> = p.parse_range(self, "sqlite_cache_kib", 16, 4_194_304);
         let audience = self.get("audience").unwrap_or_default().to_owned();
         if audience.is_empty() {
             p.0.push("audience (AUTH_AUDIENCE): must not be empty".into());
@@ -173,6 +175,7 @@ impl RawConfig {
             port,
             database_url: SecretString::from(database_url),
             database_max_connections: database_max_connections.unwrap_or(10),
+            sqlite_cache_kib: sqlite_cache_kib.unwrap_or(auth_store::DEFAULT_SQLITE_CACHE_KIB),
             tokens: TokenSettings {
                 issuer,
                 audience,

@@ -67,6 +67,12 @@ pub const SETTINGS: &[Setting] = &[
         "connection pool size",
     ),
     setting(
+        "sqlite_cache_kib",
+        &["AUTH_SQLITE_CACHE_KIB"],
+        Some("256"),
+        "SQLite page cache of each connection, in KiB",
+    ),
+    setting(
         "issuer",
         &["AUTH_ISSUER"],
         None,

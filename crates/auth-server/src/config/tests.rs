@@ -21,6 +21,25 @@ fn defaults_give_a_working_sqlite_service_on_localhost() {
     assert_eq!(config.tokens.access_ttl, Duration::from_secs(15 * 60));
     assert_eq!(config.tokens.issuer, "http://127.0.0.1:8080");
     assert_eq!(config.argon2, Argon2Settings::default());
+    assert_eq!(config.sqlite_cache_kib, 256);
+    assert_eq!(config.database_max_connections, 10);
+}
+
+#[test]
+fn the_sqlite_page_cache_is_bounded() {
+    let config = load(&[("AUTH_SQLITE_CACHE_KIB", "1024")])
+        .validate()
+        .unwrap();
+    assert_eq!(config.sqlite_cache_kib, 1024);
+    for bad in ["8", "-5", "lots"] {
+        let problems = load(&[("AUTH_SQLITE_CACHE_KIB", bad)])
+            .validate()
+            .unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("sqlite_cache_kib")),
+            "{bad}: {problems:?}"
+        );
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn liveness_answers_on_both_paths() {
@@ -120,4 +120,31 @@ async fn the_tests_run_on_the_backend_asked_for() {
         _ => auth_store::Backend::Sqlite,
     };
     assert_eq!(app.state.store.backend(), wanted);
+}
+
+#[tokio::test]
+async fn sqlite_connections_get_the_configured_page_cache() {
+    let app = spawn_app_with(&[("AUTH_SQLITE_CACHE_KIB", "512")]).await;
+    // The setting is accepted on both backends and the service works with it.
+    let r = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    if app.state.store.backend() == auth_store::Backend::Sqlite {
+        // Negative: a size in KiB rather than in pages.
+        let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+        assert_eq!(size, -512);
+        let default = spawn_app().await;
+        let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(default.pool())
+            .await
+            .unwrap();
+        assert_eq!(size, -(auth_store::DEFAULT_SQLITE_CACHE_KIB as i64));
+    }
 }

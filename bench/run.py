@@ -293,10 +293,10 @@ def baseline(args: list[str], seconds: float) -> dict:
 # ---------------------------------------------------------------- databases
 
 
-def database(kind: str, work: Path) -> tuple[str, callable]:
-    """A fresh database for one run and a function that removes it."""
+def database(kind: str, work: Path, name: str = "auth") -> tuple[str, callable]:
+    """A fresh database and a function that removes it."""
     if kind == "sqlite":
-        return f"sqlite://{work}/auth.db", lambda: None
+        return f"sqlite://{work}/{name}.db", lambda: None
     base = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
     schema = "bench_" + uuid.uuid4().hex[:12]
     run(["psql", base, "-qc", f"CREATE SCHEMA {schema}"])
@@ -329,6 +329,9 @@ def measure(args) -> dict:
     users = 40 if args.smoke else 400
     verify_tokens = 10_000
     chains = 32  # two per connection: wrk prepares the next request before reading a response
+    # Scenarios judged against a reference alternate with it: `rounds` parts of `part` seconds.
+    rounds = 1 if args.smoke else 3
+    part = max(1.0, round(seconds / rounds))
     rate = args.rate
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="auth-bench-"))
@@ -343,17 +346,17 @@ def measure(args) -> dict:
 
     url, drop = database(args.db, work)
     try:
-        log("baselines: Argon2id, JWT, rotation transactions")
+        log("baseline: JWT verification (Argon2id and rotation transactions alternate with their scenarios)")
         only = {n for n in args.only.split(",") if n}
         results["baselines"]["jwt_verify"] = baseline(["jwt"], seconds)
-        if not only or "refresh" in only:
-            results["baselines"]["refresh_rotation"] = baseline(["--workers", str(chains // 2), "rotation", "--database-url", url], seconds)
 
         server = Server(url, dict(kv.split("=", 1) for kv in args.env))
         try:
             time.sleep(1)
             results["idle_rss_mb"] = server.rss_kb() / 1024
-            files = seed(server.url, users, chains, verify_tokens, run_id, work)
+            # Each round of the refresh scenario starts fresh chains: a chain's first token is
+            # spent once its round has rotated it.
+            files = seed(server.url, users, chains * rounds, verify_tokens, run_id, work)
             if args.db == "postgres":
                 # Seeding wrote some 30,000 rows: let PostgreSQL's own upkeep (autovacuum,
                 # checkpoint) happen now rather than inside a scenario.
@@ -376,8 +379,6 @@ def measure(args) -> dict:
             # The rate of a 2-core VM drifts by 10-20% within a minute, so each scenario judged
             # against /health alternates with it: three rounds of (/health, scenario), a third of
             # the time each, and the ratio is taken between the two sums.
-            rounds = 1 if args.smoke else 3
-            part = max(1.0, round(seconds / rounds))
             for name, script, env in [
                 ("jwks", "get.lua", {"BENCH_PATH": "/.well-known/jwks.json"}),
                 ("verify", "verify.lua", {"BENCH_TOKENS": str(files["tokens"])}),
@@ -394,7 +395,29 @@ def measure(args) -> dict:
                 s[name] = merge_runs(runs)
                 s[name]["peak_rss_mb"] = rss.peak / 1024
                 s[name]["health_before"] = merge_runs(references)["ok_per_second"]
-            closed("refresh", "refresh.lua", chains // 2, {"BENCH_REFRESH": str(files["chains"])})
+            if wanted("refresh"):
+                # The raw rotation transaction of the same store (a fresh database of the same
+                # backend each round, the service idle meanwhile), alternating with the
+                # service's refreshes.
+                log(f"scenario refresh: closed loop, {chains // 2} connections, {rounds} rounds alternating with raw rotations")
+                all_chains = files["chains"].read_text().split()
+                rotations, runs = [], []
+                with RssPeak(server.proc.pid) as rss:
+                    for i in range(rounds):
+                        round_chains = work / f"chains-{i}.txt"
+                        round_chains.write_text("\n".join(all_chains[i * chains:(i + 1) * chains]) + "\n")
+                        rotation_url, rotation_drop = database(args.db, work, f"rotation-{i}")
+                        try:
+                            rotations.append(baseline(["--workers", str(chains // 2), "rotation",
+                                                       "--database-url", rotation_url], part))
+                        finally:
+                            rotation_drop()
+                        runs.append(wrk(server.url, "refresh.lua", part, 2, chains // 2, {"BENCH_REFRESH": str(round_chains)}))
+                s["refresh"] = merge_runs(runs)
+                s["refresh"]["peak_rss_mb"] = rss.peak / 1024
+                results["baselines"]["refresh_rotation"] = dict(
+                    rotations[0], per_second=sum(r["per_second"] for r in rotations) / len(rotations),
+                    rounds=[r["per_second"] for r in rotations])
             if args.db == "postgres" and wanted("refresh"):
                 # Some 20,000 rotations left dead rows and dirty pages: their vacuum and
                 # checkpoint would otherwise run on the two cores during the login scenario.

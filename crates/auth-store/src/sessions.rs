@@ -89,6 +89,25 @@ async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), St
     Ok(())
 }
 
+/// The session, its first refresh token and the audit event of the login, written at once:
+/// PostgreSQL takes one statement (data-modifying `WITH`), SQLite three in one string, which
+/// sqlx runs in one call and binds from the same numbered arguments.
+fn create_session_sql(backend: Backend) -> &'static str {
+    const SESSION: &str = "INSERT INTO sessions (id, user_id, tenant_id, user_agent, ip, created_at, \
+         last_used_at, idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)";
+    const TOKEN: &str =
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($9, $1, $6)";
+    const AUDIT: &str = "INSERT INTO audit_events (id, tenant_id, kind, user_id, session_id, ip, \
+         user_agent, detail, created_at) VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18)";
+    static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    match backend {
+        Backend::Sqlite => SQL[0].get_or_init(|| format!("{SESSION}; {TOKEN}; {AUDIT}")),
+        Backend::Postgres => {
+            SQL[1].get_or_init(|| format!("WITH s AS ({SESSION}), t AS ({TOKEN}) {AUDIT}"))
+        }
+    }
+}
+
 impl Store {
     /// One statement: the token, its session, the user and the user's roles and permissions
     /// (aggregated), so a refresh reads the database once. Built once per backend.
@@ -160,33 +179,37 @@ impl SessionRepository for Store {
         token_hash: String,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, tenant_id, user_agent, ip, created_at, last_used_at, \
-             idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
-        )
-        .bind(&session.id)
-        .bind(&session.user_id)
-        .bind(&session.tenant)
-        .bind(clip(&session.client.user_agent))
-        .bind(clip(&session.client.ip))
-        .bind(session.created_at)
-        .bind(session.idle_expires_at)
-        .bind(session.absolute_expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(&token_hash)
-        .bind(&session.id)
-        .bind(session.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_err)
+        let query = sqlx::query(create_session_sql(self.backend()))
+            .bind(&session.id)
+            .bind(&session.user_id)
+            .bind(&session.tenant)
+            .bind(clip(&session.client.user_agent))
+            .bind(clip(&session.client.ip))
+            .bind(session.created_at)
+            .bind(session.idle_expires_at)
+            .bind(session.absolute_expires_at)
+            .bind(&token_hash)
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&audit.tenant)
+            .bind(audit.kind)
+            .bind(&audit.user_id)
+            .bind(&audit.session_id)
+            .bind(clip(&audit.client.ip))
+            .bind(clip(&audit.client.user_agent))
+            .bind(audit.detail.to_string())
+            .bind(audit.at);
+        match self.backend() {
+            // One statement is one transaction: no BEGIN and COMMIT round trips.
+            Backend::Postgres => query.execute(self.writer()).await.map_err(map_err)?,
+            // Three statements in one call to the writer's thread, inside BEGIN IMMEDIATE.
+            Backend::Sqlite => {
+                let (_turn, mut tx) = self.begin_write().await?;
+                let done = query.execute(&mut *tx).await.map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                done
+            }
+        };
+        Ok(())
     }
 
     #[instrument(skip_all, err)]

@@ -3,11 +3,13 @@
 use auth_core::StoreError;
 use auth_core::domain::{LoginName, NewUser, TenantId, User, UserCredentials};
 use auth_core::repo::UserRepository;
+use std::sync::OnceLock;
+
 use sqlx::{Any, AnyConnection, FromRow};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::{Store, map_err};
+use crate::{Backend, Store, map_err};
 
 #[derive(FromRow)]
 struct UserRow {
@@ -20,24 +22,63 @@ struct UserRow {
     disabled_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    /// The user's roles, aggregated ([`LIST_SEPARATOR`]).
+    roles: Option<String>,
+    /// The permissions the user's roles grant, aggregated, possibly repeated.
+    permissions: Option<String>,
 }
 
-const USER_COLUMNS: &str = "id, tenant_id, email, username, password_hash, email_verified_at, \
-                            disabled_at, created_at, updated_at";
+/// Which column a user is looked up by.
+#[derive(Clone, Copy)]
+enum UserKey {
+    Id,
+    Email,
+    Username,
+}
+
+impl Store {
+    /// One statement: the user with its roles and permissions aggregated, so looking a user
+    /// up (every login) reads the database once. Built once per backend and key.
+    fn user_select_sql(&self, key: UserKey) -> &'static str {
+        static SQL: [[OnceLock<String>; 3]; 2] = [
+            [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+            [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+        ];
+        let backend = match self.backend() {
+            Backend::Sqlite => 0,
+            Backend::Postgres => 1,
+        };
+        let (slot, filter) = match key {
+            UserKey::Id => (0, "u.id = $1"),
+            UserKey::Email => (1, "u.tenant_id = $1 AND u.email_normalized = $2"),
+            UserKey::Username => (2, "u.tenant_id = $1 AND u.username_normalized = $2"),
+        };
+        SQL[backend][slot].get_or_init(|| {
+            format!(
+                "SELECT u.id, u.tenant_id, u.email, u.username, u.password_hash, \
+                 u.email_verified_at, u.disabled_at, u.created_at, u.updated_at, \
+                 (SELECT {roles} FROM user_roles r WHERE r.user_id = u.id) AS roles, \
+                 (SELECT {permissions} FROM user_roles r JOIN role_permissions p \
+                    ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
+                  WHERE r.user_id = u.id) AS permissions \
+                 FROM users u WHERE {filter}",
+                roles = self.aggregate("r.role_name"),
+                permissions = self.aggregate("p.permission"),
+            )
+        })
+    }
+}
 
 impl UserRow {
-    fn into_user(
-        self,
-        (roles, permissions): (Vec<String>, Vec<String>),
-    ) -> Result<User, StoreError> {
+    fn into_user(self) -> Result<User, StoreError> {
         let id = Uuid::parse_str(&self.id).map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(User {
             id,
             tenant: self.tenant_id,
             email: self.email,
             username: self.username,
-            roles,
-            permissions,
+            roles: sorted_roles(split_list(self.roles)),
+            permissions: sorted_permissions(split_list(self.permissions)),
             email_verified: self.email_verified_at.is_some(),
             disabled: self.disabled_at.is_some(),
             created_at: self.created_at,
@@ -156,40 +197,31 @@ impl UserRepository for Store {
         tenant: &TenantId,
         name: &LoginName,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        let (column, value) = match name {
-            LoginName::Email(e) => ("email_normalized", e.normalized()),
-            LoginName::Username(u) => ("username_normalized", u.normalized()),
+        let (key, value) = match name {
+            LoginName::Email(e) => (UserKey::Email, e.normalized()),
+            LoginName::Username(u) => (UserKey::Username, u.normalized()),
         };
-        let sql =
-            format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND {column} = $2");
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let row = sqlx::query_as::<Any, UserRow>(&sql)
+        let row = sqlx::query_as::<Any, UserRow>(self.user_select_sql(key))
             .bind(tenant.as_str())
             .bind(value)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let roles = roles_of(&mut conn, &row.id).await?;
-        let password_hash = row.password_hash.clone();
+        let Some(mut row) = row else { return Ok(None) };
+        let password_hash = std::mem::take(&mut row.password_hash);
         Ok(Some(UserCredentials {
-            user: row.into_user(roles)?,
+            user: row.into_user()?,
             password_hash,
         }))
     }
 
     #[instrument(skip_all, err, fields(user_id = %id))]
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        let id = id.to_string();
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let row = sqlx::query_as::<Any, UserRow>(&sql)
-            .bind(&id)
-            .fetch_optional(&mut *conn)
+        let row = sqlx::query_as::<Any, UserRow>(self.user_select_sql(UserKey::Id))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let roles = roles_of(&mut conn, &id).await?;
-        Ok(Some(row.into_user(roles)?))
+        row.map(UserRow::into_user).transpose()
     }
 }

@@ -1,6 +1,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestDb, base_env};
@@ -238,4 +239,96 @@ async fn keys_rotate_and_list_from_the_command_line() {
         1,
         "{list}"
     );
+}
+
+/// Creates a user from the command line: a second process writing to the service's database.
+fn create_user_from_the_command_line(url: &str, email: &str) -> std::process::Output {
+    let mut child = command(url)
+        .args(["user", "create", "--email", email, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a password from the cli\n")
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// With SQLite the command line is another process on the same file: while the service
+/// rotates refresh tokens as fast as it can, the command line's writes wait for the write lock
+/// (busy timeout) instead of failing, and the service's writes do not fail either.
+#[tokio::test]
+async fn the_command_line_writes_while_the_service_is_busy_writing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let app = crate::helpers::spawn_app().await;
+    let mut chains = Vec::new();
+    for i in 0..4 {
+        let email = format!("busy{i}@example.com");
+        app.signup(&email).await;
+        chains.push(app.login_pair(&email).await.refresh);
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for mut token in chains {
+        let (client, url, done) = (app.client.clone(), app.url("/auth/refresh"), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut rotations = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let r = client
+                    .post(&url)
+                    .json(&json!({"refresh_token": token}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.status(),
+                    200,
+                    "a rotation failed: {}",
+                    r.text().await.unwrap()
+                );
+                let body: Value = r.json().await.unwrap();
+                token = body["refresh_token"].as_str().unwrap().to_owned();
+                rotations += 1;
+            }
+            rotations
+        }));
+    }
+    let url = app.config.database_url.expose_secret().to_owned();
+    for i in 0..5 {
+        let (url, email) = (url.clone(), format!("cli{i}@example.com"));
+        let out =
+            tokio::task::spawn_blocking(move || create_user_from_the_command_line(&url, &email))
+                .await
+                .unwrap();
+        assert!(
+            out.status.success(),
+            "user create #{i} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut rotations = 0;
+    for w in workers {
+        let n = w.await.unwrap();
+        assert!(n > 0, "every chain rotated while the command line wrote");
+        rotations += n;
+    }
+    let created = app
+        .count("SELECT COUNT(*) FROM users WHERE email LIKE 'cli%@example.com'")
+        .await;
+    assert_eq!(created, 5);
+    // Every rotation left exactly one new token; nothing was half-written.
+    let tokens = app.count("SELECT COUNT(*) FROM refresh_tokens").await;
+    assert_eq!(tokens, 4 + rotations as i64);
+    let r = app
+        .login("cli4@example.com", "a password from the cli")
+        .await;
+    assert_eq!(r.status(), 200);
 }

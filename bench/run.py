@@ -101,7 +101,18 @@ class Server:
                 break
         if not self.url:
             raise RuntimeError("the service did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+        # Keep draining the log so the server never blocks on a full pipe; BENCH_SERVER_LOG
+        # names a file that keeps it (warnings and errors only, per RUST_LOG above).
+        keep = os.environ.get("BENCH_SERVER_LOG")
+        sink = open(keep, "a", encoding="utf-8") if keep else None
+
+        def drain() -> None:
+            for line in self.proc.stderr:
+                if sink:
+                    sink.write(line)
+                    sink.flush()
+
+        threading.Thread(target=drain, daemon=True).start()
 
     def rss_kb(self) -> int:
         return _status_kb(self.proc.pid, "VmRSS")

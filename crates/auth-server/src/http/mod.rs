@@ -12,10 +12,12 @@ pub mod sessions;
 
 use auth_proto::ErrorCode;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{OpenApi as OpenApiDoc, PathItem};
 use utoipa::{Modify, OpenApi};
@@ -64,17 +66,23 @@ impl Modify for BearerScheme {
 
 /// The routes and their OpenAPI document, before state and layers are applied.
 fn api() -> (Router<AppState>, OpenApiDoc) {
-    let (mut router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    // Every route that writes runs to its end even if its client goes away.
+    let writes = OpenApiRouter::new()
         .merge(auth::router())
         .merge(sessions::router())
-        .merge(platform::router())
         .merge(compat::router())
+        .layer(axum::middleware::from_fn(to_completion));
+    let (mut router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(writes)
+        .merge(platform::router())
         .merge(meta::router())
         .split_for_parts();
     document_docs_routes(&mut doc);
     for (alias, target) in auth::ALIASES {
         if let Some(item) = doc.paths.paths.get(*target).cloned() {
-            router = router.route(alias, axum::routing::post(auth::signup));
+            let signup =
+                axum::routing::post(auth::signup).layer(axum::middleware::from_fn(to_completion));
+            router = router.route(alias, signup);
             doc.paths
                 .paths
                 .insert((*alias).to_owned(), alias_item(item));
@@ -155,6 +163,29 @@ async fn method_not_allowed() -> ApiError {
         ErrorCode::MethodNotAllowed,
         "Method not allowed",
     )
+}
+
+/// Runs the rest of the request on a task of its own, so that it ends as it would have if the
+/// client had waited. When a client gives up (a timeout, a closed connection), hyper drops the
+/// request's future wherever it waits, also between a transaction's statements; sqlx's SQLite
+/// driver can then be left believing a transaction is still open on the writer connection, and
+/// every later write fails (reproduced under load; the test
+/// `clients_that_give_up_mid_request_leave_no_transaction_behind`). A login, refresh or logout
+/// whose client left is completed: it is the same as one whose answer was lost on the way back.
+async fn to_completion(request: Request, next: Next) -> Response {
+    let handled = request_id::carried(next.run(request)).instrument(tracing::Span::current());
+    let task = tokio::spawn(handled);
+    match task.await {
+        Ok(response) => response,
+        Err(e) if e.is_panic() => panicked(e.into_panic()),
+        // Only a runtime shutting down cancels the task.
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "The service is shutting down",
+        )
+        .into_response(),
+    }
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

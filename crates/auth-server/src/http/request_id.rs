@@ -23,6 +23,12 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// `future` with the id of the request being handled, for a task spawned to handle it (task
+/// locals stay with their task).
+pub fn carried<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    REQUEST_ID.scope(current().unwrap_or_else(new_id), future)
+}
+
 /// A new UUIDv7 request id: the time in milliseconds and 74 bits of SipHash-1-3 of a per-thread
 /// counter under a per-thread random key. Ids are unique and unguessable without a system call
 /// per request (`Uuid::now_v7` asks the kernel for randomness on every call).

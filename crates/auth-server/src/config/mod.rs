@@ -170,11 +170,18 @@ impl RawConfig {
             .get("issuer")
             .map(str::to_owned)
             .unwrap_or_else(|| format!("http://{}", std::net::SocketAddr::new(bind, port)));
+        // SQLite's pool holds readers only (writes have a connection of their own), in this
+        // process: beyond a few, they add no throughput, and each keeps its own page cache and
+        // prepared statements. PostgreSQL connections wait on the network.
+        let default_pool = match auth_store::Backend::from_url(&database_url) {
+            Some(auth_store::Backend::Sqlite) => 4,
+            _ => 10,
+        };
         Ok(Config {
             bind,
             port,
             database_url: SecretString::from(database_url),
-            database_max_connections: database_max_connections.unwrap_or(10),
+            database_max_connections: database_max_connections.unwrap_or(default_pool),
             sqlite_cache_kib: sqlite_cache_kib.unwrap_or(auth_store::DEFAULT_SQLITE_CACHE_KIB),
             tokens: TokenSettings {
                 issuer,

@@ -63,8 +63,8 @@ pub const SETTINGS: &[Setting] = &[
     setting(
         "database_max_connections",
         &["AUTH_DATABASE_MAX_CONNECTIONS"],
-        Some("10"),
-        "connection pool size",
+        None,
+        "connection pool size (default 10; SQLite 4 readers, writes use one more)",
     ),
     setting(
         "sqlite_cache_kib",

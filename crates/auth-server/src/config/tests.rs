@@ -22,7 +22,19 @@ fn defaults_give_a_working_sqlite_service_on_localhost() {
     assert_eq!(config.tokens.issuer, "http://127.0.0.1:8080");
     assert_eq!(config.argon2, Argon2Settings::default());
     assert_eq!(config.sqlite_cache_kib, 256);
-    assert_eq!(config.database_max_connections, 10);
+    assert_eq!(config.database_max_connections, 4);
+}
+
+#[test]
+fn the_pool_size_defaults_by_backend_and_can_be_set() {
+    let pg = load(&[("DATABASE_URL", "postgres://db.internal/auth")])
+        .validate()
+        .unwrap();
+    assert_eq!(pg.database_max_connections, 10);
+    let set = load(&[("AUTH_DATABASE_MAX_CONNECTIONS", "16")])
+        .validate()
+        .unwrap();
+    assert_eq!(set.database_max_connections, 16);
 }
 
 #[test]

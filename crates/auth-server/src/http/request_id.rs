@@ -86,6 +86,9 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| match status {
+        // 503 is load shedding or an unreachable database: an operating condition, reported
+        // where it arises, not a failure of this request.
+        503 => tracing::warn!(status, elapsed_ms, "request not served"),
         500.. => tracing::error!(status, elapsed_ms, "request failed"),
         400..=499 => tracing::warn!(status, elapsed_ms, "request refused"),
         _ => tracing::info!(status, elapsed_ms, "request done"),

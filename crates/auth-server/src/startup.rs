@@ -157,18 +157,31 @@ impl Application {
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let tasks = crate::tasks::spawn(self.state.clone(), self.revocation_poll, self.key_reload);
-        let app = crate::http::router(self.state);
+        let (in_flight, drained) = crate::http::InFlight::new();
+        let app = crate::http::router(self.state, &in_flight);
+        drop(in_flight);
         axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        // Writes whose clients went away still run on their own tasks: let them finish before
+        // the pool closes under them (bounded, like any drain).
+        if tokio::time::timeout(DRAIN_TIMEOUT, drained.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing anyway");
+        }
         tasks.stop().await;
         store.close().await;
         Ok(())
     }
 }
+
+/// How long shutdown waits for requests that outlived their connections.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when
 /// the future is first polled, so a signal that arrives as soon as the service says it listens

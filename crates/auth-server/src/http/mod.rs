@@ -12,10 +12,11 @@ pub mod sessions;
 
 use auth_proto::ErrorCode;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -65,13 +66,16 @@ impl Modify for BearerScheme {
 }
 
 /// The routes and their OpenAPI document, before state and layers are applied.
-fn api() -> (Router<AppState>, OpenApiDoc) {
+fn api(in_flight: &InFlight) -> (Router<AppState>, OpenApiDoc) {
     // Every route that writes runs to its end even if its client goes away.
     let writes = OpenApiRouter::new()
         .merge(auth::router())
         .merge(sessions::router())
         .merge(compat::router())
-        .layer(axum::middleware::from_fn(to_completion));
+        .layer(axum::middleware::from_fn_with_state(
+            in_flight.clone(),
+            to_completion,
+        ));
     let (mut router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(writes)
         .merge(platform::router())
@@ -80,8 +84,9 @@ fn api() -> (Router<AppState>, OpenApiDoc) {
     document_docs_routes(&mut doc);
     for (alias, target) in auth::ALIASES {
         if let Some(item) = doc.paths.paths.get(*target).cloned() {
-            let signup =
-                axum::routing::post(auth::signup).layer(axum::middleware::from_fn(to_completion));
+            let signup = axum::routing::post(auth::signup).layer(
+                axum::middleware::from_fn_with_state(in_flight.clone(), to_completion),
+            );
             router = router.route(alias, signup);
             doc.paths
                 .paths
@@ -109,7 +114,7 @@ fn alias_item(mut item: PathItem) -> PathItem {
 
 /// The OpenAPI 3.1 document of every route.
 pub fn openapi() -> OpenApiDoc {
-    api().1
+    api(&InFlight::new().0).1
 }
 
 /// Documents the two routes served by Swagger UI, which has no annotations of its own.
@@ -141,8 +146,8 @@ fn document_docs_routes(doc: &mut OpenApiDoc) {
 }
 
 /// The complete application router.
-pub fn router(state: AppState) -> Router {
-    let (api, doc) = api();
+pub fn router(state: AppState, in_flight: &InFlight) -> Router {
+    let (api, doc) = api(in_flight);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
     api.merge(docs)
         .fallback(not_found)
@@ -165,6 +170,30 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// Requests running on tasks of their own ([`to_completion`]): each task holds a clone until
+/// it ends, so shutdown can wait for them before it closes the database pool.
+#[derive(Clone)]
+pub struct InFlight {
+    _open: mpsc::Sender<()>,
+}
+
+/// Completes once every [`InFlight`] clone is gone.
+pub struct Drained(mpsc::Receiver<()>);
+
+impl InFlight {
+    pub fn new() -> (Self, Drained) {
+        let (tx, rx) = mpsc::channel(1);
+        (Self { _open: tx }, Drained(rx))
+    }
+}
+
+impl Drained {
+    /// Waits until the router and every request task it handed off are gone.
+    pub async fn wait(mut self) {
+        while self.0.recv().await.is_some() {}
+    }
+}
+
 /// Runs the rest of the request on a task of its own, so that it ends as it would have if the
 /// client had waited. When a client gives up (a timeout, a closed connection), hyper drops the
 /// request's future wherever it waits, also between a transaction's statements; sqlx's SQLite
@@ -172,9 +201,16 @@ async fn method_not_allowed() -> ApiError {
 /// every later write fails (reproduced under load; the test
 /// `clients_that_give_up_mid_request_leave_no_transaction_behind`). A login, refresh or logout
 /// whose client left is completed: it is the same as one whose answer was lost on the way back.
-async fn to_completion(request: Request, next: Next) -> Response {
+async fn to_completion(
+    State(in_flight): State<InFlight>,
+    request: Request,
+    next: Next,
+) -> Response {
     let handled = request_id::carried(next.run(request)).instrument(tracing::Span::current());
-    let task = tokio::spawn(handled);
+    let task = tokio::spawn(async move {
+        let _in_flight = in_flight;
+        handled.await
+    });
     match task.await {
         Ok(response) => response,
         Err(e) if e.is_panic() => panicked(e.into_panic()),

@@ -127,8 +127,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     }
 }
 
-/// Builds and serves the application on `database_url` with the test settings plus `extra`.
-async fn start(database_url: &str, extra: &[(&str, &str)]) -> (String, AppState, Config) {
+/// Builds the application on `database_url` with the test settings plus `extra`, not serving.
+pub async fn build(database_url: &str, extra: &[(&str, &str)]) -> (Application, Config) {
     let mut env = base_env();
     env.insert("DATABASE_URL".into(), database_url.to_owned());
     for (k, v) in extra {
@@ -141,6 +141,12 @@ async fn start(database_url: &str, extra: &[(&str, &str)]) -> (String, AppState,
     let app = Application::build(&config)
         .await
         .expect("application starts");
+    (app, config)
+}
+
+/// Builds and serves the application on `database_url` with the test settings plus `extra`.
+async fn start(database_url: &str, extra: &[(&str, &str)]) -> (String, AppState, Config) {
+    let (app, config) = build(database_url, extra).await;
     let addr = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, TestDb, assert_problem, build, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn liveness_answers_on_both_paths() {
@@ -147,4 +147,60 @@ async fn sqlite_connections_get_the_configured_page_cache() {
             .unwrap();
         assert_eq!(size, -(auth_store::DEFAULT_SQLITE_CACHE_KIB as i64));
     }
+}
+
+/// A login whose client gave up is still completed, and shutdown waits for it before closing
+/// the pool: the session it opened is in the database afterwards, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_writes_of_clients_that_left() {
+    let (_db, url) = TestDb::create().await;
+    // A slow hash (tens of milliseconds or more), so the login is still running when its
+    // client gives up and when shutdown begins.
+    let slow = [
+        ("AUTH_ARGON2_MEMORY_KIB", "32768"),
+        ("AUTH_ARGON2_ITERATIONS", "3"),
+    ];
+    let (app, _config) = build(&url, &slow).await;
+    let addr = format!("http://{}", app.local_addr());
+    let pool = app.state().store.pool().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{addr}/auth/signup"))
+        .json(&json!({"email": "late@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let gave_up = client
+        .post(format!("{addr}/auth/login"))
+        .timeout(std::time::Duration::from_millis(5))
+        .json(&json!({"email": "late@example.com", "password": PASSWORD}))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client gave up before the answer");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    // The store is closed now; read what the login left with a connection of our own.
+    drop(pool);
+    let check = sqlx::AnyPool::connect(&url).await.unwrap();
+    let count = |sql: &'static str| {
+        let check = check.clone();
+        async move {
+            sqlx::query_scalar::<sqlx::Any, i64>(sql)
+                .fetch_one(&check)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM sessions").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM refresh_tokens").await, 1);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM audit_events WHERE kind = 'login_succeeded'").await,
+        1
+    );
+    check.close().await;
 }

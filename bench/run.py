@@ -323,6 +323,16 @@ def settle_postgres(url: str) -> None:
     run(["psql", url, "-qc", "CHECKPOINT"])
 
 
+def commit() -> str:
+    """The commit measured, `+dirty` when the work tree differs from it."""
+    try:
+        head = run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT).strip()
+    except (RuntimeError, OSError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     mem_kb = _status_meminfo()
@@ -350,6 +360,7 @@ def measure(args) -> dict:
     results: dict = {"machine": machine(), "backend": args.db, "seconds_per_scenario": seconds,
                      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                      "command": " ".join(["python3", "bench/run.py"] + sys.argv[1:]),
+                     "commit": commit(),
                      "baselines": {}, "scenarios": {}}
 
     log("building the release binaries")
@@ -526,7 +537,8 @@ def markdown(r: dict) -> str:
     mc = r["machine"]
     lines = [f"### {r['backend']} — {r['date']}", "",
              f"Machine: {mc['cores']} cores, {mc['memory_gib']} GiB, {mc['cpu']}. "
-             f"Command: `{r['command']}`; {r['seconds_per_scenario']:.0f} s per scenario.", "",
+             f"Command: `{r['command']}`; {r['seconds_per_scenario']:.0f} s per scenario; "
+             f"commit `{r.get('commit', '?')}`.", "",
              "| baseline | per second |", "|---|---:|"]
     lines += [f"| {k} | {v['per_second']:,.0f} |" for k, v in b.items()]
     lines += ["", "| scenario | mode | req/s (2xx) | p50 ms | p90 ms | p99 ms | max ms | non-2xx | peak RSS MB |",

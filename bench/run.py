@@ -327,7 +327,8 @@ def commit() -> str:
     """The commit measured, `+dirty` when the work tree differs from it."""
     try:
         head = run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).strip()
-        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT).strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                     ":(exclude)bench/results"], cwd=ROOT).strip()
     except (RuntimeError, OSError):
         return "unknown"
     return head + ("+dirty" if dirty else "")

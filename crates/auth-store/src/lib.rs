@@ -17,7 +17,7 @@ use auth_core::StoreError;
 use auth_core::repo::HealthRepository;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 pub use error::map_err;
 
@@ -183,6 +183,9 @@ impl Store {
     }
 }
 
+/// A pooled PostgreSQL connection idle for this long is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(500);
+
 fn pool_options(backend: Backend, max_connections: u32, options: &StoreOptions) -> AnyPoolOptions {
     let sqlite_pragmas = format!(
         "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
@@ -192,9 +195,20 @@ fn pool_options(backend: Backend, max_connections: u32, options: &StoreOptions) 
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(options.acquire_timeout)
-        // A SQLite connection is in-process: pinging it before every use is a round trip to
-        // its thread that can only find it alive. PostgreSQL connections are checked.
-        .test_before_acquire(backend == Backend::Postgres)
+        // A SQLite connection is in-process: pinging it before use is a round trip to its
+        // thread that can only find it alive. A PostgreSQL connection is pinged when it has
+        // been idle for a while (as HikariCP does: 500 ms), since that is when the server may
+        // have dropped it (restart, failover, idle timeout); one in steady use is not: two
+        // extra round trips per login, each waking the server and preempting a hash.
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if backend == Backend::Postgres && meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .after_connect(move |conn, _meta| {
             let pragmas = sqlite_pragmas.clone();
             Box::pin(async move {

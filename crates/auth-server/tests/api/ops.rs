@@ -204,3 +204,51 @@ async fn shutdown_finishes_the_writes_of_clients_that_left() {
     );
     check.close().await;
 }
+
+/// PostgreSQL drops the service's connections (a restart, a failover, a proxy's idle timeout):
+/// a pooled connection idle for half a second or more is pinged before it is used, so the next
+/// requests run on fresh connections instead of failing. SQLite has no server to drop them,
+/// so this runs against PostgreSQL only (CI runs the suite against both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_database_dropped_are_replaced_before_use() {
+    let (_db, url) = TestDb::create().await;
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let name = format!("dropped_{}", uuid::Uuid::now_v7().simple());
+    let (app, _config) = build(&format!("{url}&application_name={name}"), &[]).await;
+    let addr = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::new();
+    let signup = |email: &str| {
+        client
+            .post(format!("{addr}/auth/signup"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+    };
+    assert_eq!(signup("before@example.com").await.unwrap().status(), 201);
+
+    let admin = sqlx::AnyPool::connect(&url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&name)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| *k),
+        "{killed:?}"
+    );
+    admin.close().await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(signup("after@example.com").await.unwrap().status(), 201);
+    let r = client
+        .post(format!("{addr}/auth/login"))
+        .json(&json!({"email": "before@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

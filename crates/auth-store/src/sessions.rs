@@ -200,16 +200,17 @@ impl SessionRepository for Store {
             .bind(audit.at);
         match self.backend() {
             // One statement is one transaction: no BEGIN and COMMIT round trips.
-            Backend::Postgres => query.execute(self.writer()).await.map_err(map_err)?,
+            Backend::Postgres => {
+                query.execute(self.writer()).await.map_err(map_err)?;
+                Ok(())
+            }
             // Three statements in one call to the writer's thread, inside BEGIN IMMEDIATE.
             Backend::Sqlite => {
                 let (_turn, mut tx) = self.begin_write().await?;
-                let done = query.execute(&mut *tx).await.map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                done
+                query.execute(&mut *tx).await.map_err(map_err)?;
+                tx.commit().await.map_err(map_err)
             }
-        };
-        Ok(())
+        }
     }
 
     #[instrument(skip_all, err)]

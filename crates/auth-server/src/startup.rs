@@ -118,6 +118,7 @@ pub struct Application {
     state: AppState,
     revocation_poll: std::time::Duration,
     key_reload: std::time::Duration,
+    shutdown_drain: std::time::Duration,
 }
 
 impl Application {
@@ -133,6 +134,7 @@ impl Application {
             state,
             revocation_poll: config.revocation_poll,
             key_reload: config.key_reload,
+            shutdown_drain: config.shutdown_drain,
         })
     }
 
@@ -168,20 +170,15 @@ impl Application {
         .await?;
         // Writes whose clients went away still run on their own tasks: let them finish before
         // the pool closes under them (bounded, like any drain).
-        if tokio::time::timeout(DRAIN_TIMEOUT, drained.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing anyway");
+        let drain = self.shutdown_drain;
+        if tokio::time::timeout(drain, drained.wait()).await.is_err() {
+            tracing::warn!("requests still running after {drain:?}; closing anyway");
         }
         tasks.stop().await;
         store.close().await;
         Ok(())
     }
 }
-
-/// How long shutdown waits for requests that outlived their connections.
-const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when
 /// the future is first polled, so a signal that arrives as soon as the service says it listens

@@ -44,6 +44,8 @@ pub struct Config {
     pub password_policy: PasswordPolicy,
     pub sessions: SessionSettings,
     pub revocation_poll: Duration,
+    /// On shutdown, how long requests that outlived their connections may still run.
+    pub shutdown_drain: Duration,
     pub rotation: RotationSettings,
     pub key_reload: Duration,
     pub trusted_proxies: Vec<IpNet>,
@@ -138,6 +140,7 @@ impl RawConfig {
         }
         let grace: Option<u64> = p.parse_range(self, "refresh_grace_seconds", 0, 300);
         let poll_ms: Option<u64> = p.parse_range(self, "revocation_poll_ms", 50, 60_000);
+        let drain: Option<u64> = p.parse_range(self, "shutdown_drain_seconds", 0, 3600);
         let rotation_days: Option<u64> = p.parse_range(self, "key_rotation_days", 0, 3650);
         let propagation: Option<u64> =
             p.parse_range(self, "key_propagation_seconds", 0, 30 * 86400);
@@ -206,6 +209,7 @@ impl RawConfig {
                 grace: Duration::from_secs(grace.unwrap_or(10)),
             },
             revocation_poll: Duration::from_millis(poll_ms.unwrap_or(1000)),
+            shutdown_drain: Duration::from_secs(drain.unwrap_or(10)),
             rotation: RotationSettings {
                 every: rotation_days
                     .filter(|d| *d > 0)

@@ -167,6 +167,12 @@ pub const SETTINGS: &[Setting] = &[
         "window in which a rotated refresh token gets the same successor back",
     ),
     setting(
+        "shutdown_drain_seconds",
+        &["AUTH_SHUTDOWN_DRAIN_SECONDS"],
+        Some("10"),
+        "on shutdown, how long requests whose clients left may still run before the pool closes",
+    ),
+    setting(
         "revocation_poll_ms",
         &["AUTH_REVOCATION_POLL_MS"],
         Some("1000"),

@@ -219,3 +219,24 @@ fn session_and_key_settings_have_defaults_and_limits() {
     .unwrap_err();
     assert!(problems[0].contains("must not exceed"), "{problems:?}");
 }
+
+#[test]
+fn the_shutdown_drain_has_a_default_and_limits() {
+    assert_eq!(
+        load(&[]).validate().unwrap().shutdown_drain,
+        Duration::from_secs(10)
+    );
+    let set = load(&[("AUTH_SHUTDOWN_DRAIN_SECONDS", "0")])
+        .validate()
+        .unwrap();
+    assert_eq!(set.shutdown_drain, Duration::ZERO);
+    let problems = load(&[("AUTH_SHUTDOWN_DRAIN_SECONDS", "3601")])
+        .validate()
+        .unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("shutdown_drain_seconds")),
+        "{problems:?}"
+    );
+}

@@ -157,9 +157,12 @@ async fn shutdown_finishes_the_writes_of_clients_that_left() {
     let (_db, url) = TestDb::create().await;
     // A slow hash (tens of milliseconds or more), so the login is still running when its
     // client gives up and when shutdown begins.
+    // The hashing threads run at the lowest priority, so on a loaded machine a hash can take
+    // many seconds: the drain is given all the time it needs.
     let slow = [
         ("AUTH_ARGON2_MEMORY_KIB", "32768"),
         ("AUTH_ARGON2_ITERATIONS", "3"),
+        ("AUTH_SHUTDOWN_DRAIN_SECONDS", "600"),
     ];
     let (app, _config) = build(&url, &slow).await;
     let app_addr = app.local_addr();

@@ -3,7 +3,10 @@
 //! `kid` among the published ones. Header fields that point elsewhere (`jku`, `x5u`, `jwk`)
 //! are never followed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::domain::User;
@@ -87,6 +90,103 @@ pub struct AccessClaims {
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+}
+
+impl AccessClaims {
+    /// These claims as a [`ClaimsView`] borrowing their strings.
+    pub fn view(&self) -> ClaimsView<'_> {
+        ClaimsView {
+            sub: Text::from(self.sub.as_str()),
+            email: Text::from(self.email.as_str()),
+            tenant: Text::from(self.tenant.as_str()),
+            sid: self.sid.as_deref().map(Text::from),
+            role: self.role.as_deref().map(Text::from),
+            roles: texts(&self.roles),
+            permissions: texts(&self.permissions),
+            exp: self.exp,
+            iat: self.iat,
+        }
+    }
+}
+
+fn texts(values: &[String]) -> Vec<Text<'_>> {
+    values.iter().map(|v| Text::from(v.as_str())).collect()
+}
+
+/// A string claim read from a token's payload: borrowed from the decoded JSON, or owned when
+/// it held an escape (`\"`, `\u00e9`) that had to be undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text<'a>(Cow<'a, str>);
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(text: &'a str) -> Self {
+        Self(Cow::Borrowed(text))
+    }
+}
+
+impl Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+/// The claims that token checks answer with (identity, roles, permissions, session, times),
+/// read straight from a verified token's payload: no string is copied unless it held a JSON
+/// escape. The other claims were checked when the signature was.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ClaimsView<'a> {
+    #[serde(borrow)]
+    pub sub: Text<'a>,
+    #[serde(borrow)]
+    pub email: Text<'a>,
+    #[serde(borrow)]
+    pub tenant: Text<'a>,
+    #[serde(borrow, default)]
+    pub sid: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub role: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub roles: Vec<Text<'a>>,
+    #[serde(borrow, default)]
+    pub permissions: Vec<Text<'a>>,
+    pub exp: i64,
+    pub iat: i64,
 }
 
 /// A freshly minted access token.
@@ -266,11 +366,36 @@ impl TokenService {
         let key = self.cache.key(token);
         if self.cache.contains(&key, now) {
             // Signature and claims were checked when the token was cached; read them again.
-            return read_claims(token).map(Arc::new);
+            return with_payload(token, |json| {
+                serde_json::from_str(json).map_err(|_| TokenRejection::Malformed)
+            })
+            .map(Arc::new);
         }
         let claims = self.verify_signature(token, now)?;
         self.cache.insert(key, claims.exp, now);
         Ok(Arc::new(claims))
+    }
+
+    /// Verifies an access token like [`TokenService::verify`] and hands its claims to `f`,
+    /// borrowed from the token's payload: for answers built from the claims (introspection,
+    /// forward-auth headers) without copying each of them first.
+    pub fn inspect<R>(
+        &self,
+        token: &str,
+        now: i64,
+        f: impl FnOnce(&ClaimsView<'_>) -> R,
+    ) -> Result<R, TokenRejection> {
+        let key = self.cache.key(token);
+        if self.cache.contains(&key, now) {
+            return with_payload(token, |json| {
+                let claims: ClaimsView<'_> =
+                    serde_json::from_str(json).map_err(|_| TokenRejection::Malformed)?;
+                Ok(f(&claims))
+            });
+        }
+        let claims = self.verify_signature(token, now)?;
+        self.cache.insert(key, claims.exp, now);
+        Ok(f(&claims.view()))
     }
 
     /// Verifies an access token in full, without the cache.
@@ -308,22 +433,22 @@ impl TokenService {
     }
 }
 
-/// The claims of a token whose signature was checked before, decoded on the stack when the
-/// payload is of a usual size.
-fn read_claims(token: &str) -> Result<AccessClaims, TokenRejection> {
+/// Hands the JSON payload of a token whose signature was checked before to `read`, decoded on
+/// the stack when it is of a usual size.
+fn with_payload<R>(
+    token: &str,
+    read: impl FnOnce(&str) -> Result<R, TokenRejection>,
+) -> Result<R, TokenRejection> {
     let payload = token.split('.').nth(1).ok_or(TokenRejection::Malformed)?;
     let mut buf = [0u8; 2048];
-    let json = match URL_SAFE_NO_PAD.decode_slice(payload, &mut buf) {
-        Ok(n) => &buf[..n],
-        Err(_) => {
-            return crate::secret::b64url_decode(payload)
-                .and_then(|json| serde_json::from_slice(&json).ok())
-                .ok_or(TokenRejection::Malformed);
-        }
-    };
     // One UTF-8 check of the whole payload; `from_slice` would check every string again.
-    let json = std::str::from_utf8(json).map_err(|_| TokenRejection::Malformed)?;
-    serde_json::from_str(json).map_err(|_| TokenRejection::Malformed)
+    match URL_SAFE_NO_PAD.decode_slice(payload, &mut buf) {
+        Ok(n) => read(std::str::from_utf8(&buf[..n]).map_err(|_| TokenRejection::Malformed)?),
+        Err(_) => {
+            let json = crate::secret::b64url_decode(payload).ok_or(TokenRejection::Malformed)?;
+            read(std::str::from_utf8(&json).map_err(|_| TokenRejection::Malformed)?)
+        }
+    }
 }
 
 fn rejection(kind: &ErrorKind) -> TokenRejection {
@@ -492,6 +617,52 @@ mod tests {
         assert!(
             svc.verify(&token, now).is_ok(),
             "the retired key still verifies"
+        );
+    }
+
+    #[test]
+    fn inspected_claims_match_the_verified_ones_cached_or_not() {
+        let (svc, _) = eddsa();
+        let now = crate::now_unix();
+        let mut u = user();
+        // Escaped in the payload's JSON (quote, backslash, control character) or not (é):
+        // both must read back exactly.
+        u.email = "q\"u\\o\te@exämple.com".into();
+        u.tenant = "tenant-é".into();
+        u.roles = vec!["ad\"min".into(), "user".into()];
+        for sid in [Some("sid-1"), None] {
+            let t = svc.mint(&u, sid, now).unwrap();
+            let expected = t.claims.view();
+            svc.inspect(&t.token, now, |c| {
+                assert_eq!(*c, expected, "verified in full")
+            })
+            .unwrap();
+            svc.inspect(&t.token, now, |c| {
+                assert_eq!(*c, expected, "read from a cached token");
+                assert_eq!(&*c.email, u.email);
+                assert_eq!(c.sid.as_deref(), sid);
+                // Only what held an escape was copied.
+                assert!(matches!(c.sub.0, Cow::Borrowed(_)));
+                assert!(matches!(c.tenant.0, Cow::Borrowed(_)));
+                assert!(matches!(c.email.0, Cow::Owned(_)));
+                assert!(matches!(c.roles[1].0, Cow::Borrowed(_)));
+            })
+            .unwrap();
+            assert_eq!(*svc.verify(&t.token, now).unwrap(), t.claims);
+        }
+        let old = svc.mint(&u, None, now - 2000).unwrap();
+        assert_eq!(
+            svc.inspect(&old.token, now, |_| ()),
+            Err(TokenRejection::Expired)
+        );
+        let t = svc.mint(&u, None, now).unwrap();
+        svc.inspect(&t.token, now, |_| ()).unwrap();
+        let mut forged = t.token.clone();
+        let last = forged.pop();
+        forged.push(if last == Some('A') { 'Q' } else { 'A' });
+        assert!(
+            svc.inspect(&forged, now, |_| ()).is_err(),
+            "one changed byte"
         );
     }
 

@@ -80,18 +80,19 @@ pub struct Introspection {
 }
 
 /// The answer of `POST /auth/validate` for an active token, serialized from borrowed claims:
-/// the same JSON as an [`Introspection`] with `active: true`, without copying a string.
+/// the same JSON as an [`Introspection`] with `active: true`, without copying a string. `T` is
+/// whatever string type the roles and permissions are held in.
 #[derive(Debug, Serialize)]
-pub struct ActiveIntrospection<'a> {
+pub struct ActiveIntrospection<'a, T: Serialize = String> {
     pub active: bool,
     pub sub: &'a str,
     pub user_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<&'a str>,
-    pub roles: &'a [String],
+    pub roles: &'a [T],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'a str>,
-    pub permissions: &'a [String],
+    pub permissions: &'a [T],
     pub tenant: &'a str,
     pub email: &'a str,
     pub exp: i64,

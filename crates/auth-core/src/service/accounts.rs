@@ -9,7 +9,7 @@ use super::{AuthService, Credentials, IssuedTokens, Registration, Repository};
 use crate::domain::{NewUser, User};
 use crate::error::TokenRejection;
 use crate::session::{AuditEvent, ClientInfo, RefreshToken, Session};
-use crate::token::AccessClaims;
+use crate::token::{AccessClaims, ClaimsView};
 use crate::{CoreError, StoreError, now_unix};
 
 impl<R: Repository> AuthService<R> {
@@ -128,28 +128,39 @@ impl<R: Repository> AuthService<R> {
         Ok(claims)
     }
 
-    /// Verifies a token and checks an optional role and permission (forward-auth).
-    pub fn authorize(
+    /// Verifies a bearer token like [`AuthService::authenticate`] and hands its claims to `f`,
+    /// borrowed from the token (see [`crate::token::TokenService::inspect`]).
+    pub fn inspect<A>(
         &self,
         token: &str,
-        role: Option<&str>,
-        permission: Option<&str>,
-    ) -> Result<Arc<AccessClaims>, CoreError> {
-        let claims = self.authenticate(token)?;
-        Self::require(&claims, role, permission)?;
-        Ok(claims)
+        f: impl FnOnce(&ClaimsView<'_>) -> A,
+    ) -> Result<A, CoreError> {
+        self.tokens
+            .inspect(token, now_unix(), |claims| {
+                if claims
+                    .sid
+                    .as_deref()
+                    .is_some_and(|sid| self.revocations.is_revoked(sid))
+                {
+                    return Err(TokenRejection::Revoked);
+                }
+                Ok(f(claims))
+            })
+            .and_then(|answer| answer)
+            .map_err(CoreError::Token)
     }
 
     /// Refuses verified claims that lack `role` or `permission` (when given).
     pub fn require(
-        claims: &AccessClaims,
+        claims: &ClaimsView<'_>,
         role: Option<&str>,
         permission: Option<&str>,
     ) -> Result<(), CoreError> {
-        if let Some(role) = role.filter(|r| !claims.roles.iter().any(|have| have == r)) {
+        if let Some(role) = role.filter(|r| !claims.roles.iter().any(|have| &**have == *r)) {
             return Err(CoreError::Forbidden(format!("role {role} required")));
         }
-        if let Some(p) = permission.filter(|p| !claims.permissions.iter().any(|have| have == p)) {
+        if let Some(p) = permission.filter(|p| !claims.permissions.iter().any(|have| &**have == *p))
+        {
             return Err(CoreError::Forbidden(format!("permission {p} required")));
         }
         Ok(())

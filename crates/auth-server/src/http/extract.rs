@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -35,17 +35,21 @@ fn body_kind(req: &Request) -> BodyKind {
     else {
         return BodyKind::Other;
     };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    let is = |wanted: &str| essence.eq_ignore_ascii_case(wanted);
+    // `application/<anything>+json`, compared without copying the header to lower case.
+    let prefix = "application/";
+    let suffix = "+json";
+    let structured_json = essence.len() > prefix.len() + suffix.len()
+        && essence
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        && essence
+            .get(essence.len() - suffix.len()..)
+            .is_some_and(|s| s.eq_ignore_ascii_case(suffix));
+    if is("application/json") || structured_json {
         BodyKind::Json
-    } else if essence == "application/x-www-form-urlencoded" {
+    } else if is("application/x-www-form-urlencoded") {
         BodyKind::Form
     } else {
         BodyKind::Other
@@ -177,9 +181,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOrForm<T> {
 }
 
 /// The raw bearer token of the request, if any was sent.
-pub fn bearer_token(parts: &Parts) -> Result<&str, TokenRejection> {
-    let value = parts
-        .headers
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, TokenRejection> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(TokenRejection::Missing)?
         .to_str()
@@ -202,7 +205,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Bearer(bearer_token(parts).map(str::to_owned)))
+        Ok(Bearer(bearer_token(&parts.headers).map(str::to_owned)))
     }
 }
 
@@ -213,7 +216,7 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts).map_err(auth_core::CoreError::Token)?;
+        let token = bearer_token(&parts.headers).map_err(auth_core::CoreError::Token)?;
         Ok(Authenticated(state.auth.authenticate(token)?))
     }
 }
@@ -306,5 +309,48 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
         ApiJson::from_request(req, state)
             .await
             .map(|ApiJson(v)| MaybeJson(Some(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn kind(content_type: &str) -> BodyKind {
+        let request = Request::builder()
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::empty())
+            .unwrap();
+        body_kind(&request)
+    }
+
+    #[test]
+    fn media_types_match_whatever_their_case_and_parameters() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/json ;",
+            "application/merge-patch+json",
+            "APPLICATION/VND.API+JSON",
+        ] {
+            assert_eq!(kind(json), BodyKind::Json, "{json}");
+        }
+        for form in [
+            "application/x-www-form-urlencoded",
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+        ] {
+            assert_eq!(kind(form), BodyKind::Form, "{form}");
+        }
+        for other in [
+            "text/plain",
+            "application/jsonx",
+            "application/+json",
+            "text/x+json",
+            "application/xml",
+            "",
+        ] {
+            assert_eq!(kind(other), BodyKind::Other, "{other}");
+        }
     }
 }

@@ -2,16 +2,14 @@
 //! gateways (`/auth/verify`). Neither touches the database: signature and claims are checked
 //! locally and revoked sessions come from the in-memory revocation list.
 
-use std::sync::Arc;
-
 use auth_core::CoreError;
 use auth_core::service::AuthService;
-use auth_core::token::AccessClaims;
+use auth_core::token::{ClaimsView, Text};
 use auth_proto::{ActiveIntrospection, Introspection, Problem, ValidateRequest};
 use auth_store::Store;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -21,7 +19,7 @@ use utoipa_axum::routes;
 
 use super::auth::no_store;
 use super::error::ApiError;
-use super::extract::{Authenticated, Bearer, MaybeJson};
+use super::extract::{Bearer, MaybeJson, bearer_token};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,8 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
 }
 
-/// The introspection of an active token, serialized straight from the claims.
-fn active(claims: &AccessClaims) -> Response {
+/// The introspection of an active token, serialized straight from the token's claims.
+fn active(claims: &ClaimsView<'_>) -> Response {
     let answer = ActiveIntrospection {
         active: true,
         sub: &claims.sub,
@@ -76,8 +74,8 @@ pub async fn validate(
 ) -> Response {
     let token = body.and_then(|b| b.token).or(bearer.ok());
     let token = token.as_deref();
-    let response = match token.map(|t| state.auth.authenticate(t)) {
-        Some(Ok(claims)) => active(&claims),
+    let response = match token.map(|t| state.auth.inspect(t, active)) {
+        Some(Ok(answer)) => answer,
         Some(Err(e)) => {
             tracing::info!(reason = %e, "token inactive");
             Json(Introspection::default()).into_response()
@@ -106,36 +104,51 @@ pub struct VerifyQuery {
         (status = 403, description = "`forbidden`: the role or permission is missing", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn verify(
+    State(state): State<AppState>,
     Query(query): Query<VerifyQuery>,
-    Authenticated(claims): Authenticated,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    AuthService::<Store>::require(&claims, query.role.as_deref(), query.permission.as_deref())?;
-    // Claims of a cached token are decoded for this request alone: their strings move into
-    // the headers without being copied, straight into the response's own header map.
-    let claims = Arc::unwrap_or_clone(claims);
+    // The token is read in place from the request's headers, not copied.
+    let token = bearer_token(request.headers()).map_err(CoreError::Token)?;
+    state.auth.inspect(token, |claims| {
+        AuthService::<Store>::require(claims, query.role.as_deref(), query.permission.as_deref())?;
+        Ok(identity_headers(claims))
+    })?
+}
+
+/// The identity of verified claims as `X-Auth-*` headers of an empty 200 answer.
+fn identity_headers(claims: &ClaimsView<'_>) -> Response {
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
     headers.reserve(10);
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::try_from(value) {
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), v);
         }
     };
-    put("x-auth-user-id", claims.sub);
-    put("x-auth-email", claims.email);
-    put("x-auth-roles", join(claims.roles));
-    put("x-auth-permissions", join(claims.permissions));
-    put("x-auth-tenant", claims.tenant);
-    put("x-auth-session-id", claims.sid.unwrap_or_default());
+    put("x-auth-user-id", &claims.sub);
+    put("x-auth-email", &claims.email);
+    put("x-auth-roles", &join(&claims.roles));
+    put("x-auth-permissions", &join(&claims.permissions));
+    put("x-auth-tenant", &claims.tenant);
+    put(
+        "x-auth-session-id",
+        claims.sid.as_deref().unwrap_or_default(),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
 }
 
 /// Comma-separated values, without a new allocation for the common single value.
-fn join(mut values: Vec<String>) -> String {
-    match values.len() {
-        0 => String::new(),
-        1 => values.pop().unwrap_or_default(),
-        _ => values.join(","),
+fn join<'a>(values: &'a [Text<'_>]) -> std::borrow::Cow<'a, str> {
+    match values {
+        [] => "".into(),
+        [one] => (**one).into(),
+        many => many
+            .iter()
+            .map(|v| &**v)
+            .collect::<Vec<_>>()
+            .join(",")
+            .into(),
     }
 }

@@ -69,23 +69,40 @@ fn clip(value: &Option<String>) -> Option<String> {
     value.as_ref().map(|v| v.chars().take(512).collect())
 }
 
-async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, tenant_id, kind, user_id, session_id, ip, user_agent, detail, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+/// The insert of one audit event, its nine parameters numbered from `$first` (bound by
+/// [`bind_audit`] in that order).
+fn audit_insert_sql(first: usize) -> String {
+    let values: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
+    format!(
+        "INSERT INTO audit_events (id, tenant_id, kind, user_id, session_id, ip, user_agent, \
+         detail, created_at) VALUES ({})",
+        values.join(", ")
     )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(&e.tenant)
-    .bind(e.kind)
-    .bind(&e.user_id)
-    .bind(&e.session_id)
-    .bind(clip(&e.client.ip))
-    .bind(clip(&e.client.user_agent))
-    .bind(e.detail.to_string())
-    .bind(e.at)
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
+}
+
+/// Binds an audit event's nine parameters, in the order of [`audit_insert_sql`].
+fn bind_audit<'q>(query: AnyQuery<'q>, e: &'q AuditEvent) -> AnyQuery<'q> {
+    query
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&e.tenant)
+        .bind(e.kind)
+        .bind(&e.user_id)
+        .bind(&e.session_id)
+        .bind(clip(&e.client.ip))
+        .bind(clip(&e.client.user_agent))
+        .bind(e.detail.to_string())
+        .bind(e.at)
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), StoreError> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| audit_insert_sql(1));
+    bind_audit(sqlx::query(sql), e)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -97,14 +114,16 @@ fn create_session_sql(backend: Backend) -> &'static str {
          last_used_at, idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)";
     const TOKEN: &str =
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($9, $1, $6)";
-    const AUDIT: &str = "INSERT INTO audit_events (id, tenant_id, kind, user_id, session_id, ip, \
-         user_agent, detail, created_at) VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18)";
     static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
     match backend {
-        Backend::Sqlite => SQL[0].get_or_init(|| format!("{SESSION}; {TOKEN}; {AUDIT}")),
-        Backend::Postgres => {
-            SQL[1].get_or_init(|| format!("WITH s AS ({SESSION}), t AS ({TOKEN}) {AUDIT}"))
-        }
+        Backend::Sqlite => SQL[0].get_or_init(|| {
+            let audit = audit_insert_sql(10);
+            format!("{SESSION}; {TOKEN}; {audit}")
+        }),
+        Backend::Postgres => SQL[1].get_or_init(|| {
+            let audit = audit_insert_sql(10);
+            format!("WITH s AS ({SESSION}), t AS ({TOKEN}) {audit}")
+        }),
     }
 }
 
@@ -188,16 +207,8 @@ impl SessionRepository for Store {
             .bind(session.created_at)
             .bind(session.idle_expires_at)
             .bind(session.absolute_expires_at)
-            .bind(&token_hash)
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(&audit.tenant)
-            .bind(audit.kind)
-            .bind(&audit.user_id)
-            .bind(&audit.session_id)
-            .bind(clip(&audit.client.ip))
-            .bind(clip(&audit.client.user_agent))
-            .bind(audit.detail.to_string())
-            .bind(audit.at);
+            .bind(&token_hash);
+        let query = bind_audit(query, &audit);
         match self.backend() {
             // One statement is one transaction: no BEGIN and COMMIT round trips.
             Backend::Postgres => {

@@ -118,14 +118,17 @@ impl<R: Repository> AuthService<R> {
             .tokens
             .verify(token, now_unix())
             .map_err(CoreError::Token)?;
-        if claims
-            .sid
-            .as_deref()
-            .is_some_and(|sid| self.revocations.is_revoked(sid))
-        {
-            return Err(CoreError::Token(TokenRejection::Revoked));
-        }
+        self.refuse_revoked(claims.sid.as_deref())
+            .map_err(CoreError::Token)?;
         Ok(claims)
+    }
+
+    /// Refuses a token of a revoked session.
+    fn refuse_revoked(&self, sid: Option<&str>) -> Result<(), TokenRejection> {
+        if sid.is_some_and(|sid| self.revocations.is_revoked(sid)) {
+            return Err(TokenRejection::Revoked);
+        }
+        Ok(())
     }
 
     /// Verifies a bearer token like [`AuthService::authenticate`] and hands its claims to `f`,
@@ -137,13 +140,7 @@ impl<R: Repository> AuthService<R> {
     ) -> Result<A, CoreError> {
         self.tokens
             .inspect(token, now_unix(), |claims| {
-                if claims
-                    .sid
-                    .as_deref()
-                    .is_some_and(|sid| self.revocations.is_revoked(sid))
-                {
-                    return Err(TokenRejection::Revoked);
-                }
+                self.refuse_revoked(claims.sid.as_deref())?;
                 Ok(f(claims))
             })
             .and_then(|answer| answer)

@@ -46,6 +46,8 @@ async fn refused_everywhere(app: &TestApp, token: &str, code: &str, why: &str) {
     assert_eq!(body["code"], code, "{why}");
     let verify = app.get_with_token("/auth/verify", token).await;
     assert_eq!(verify.status(), 401, "/auth/verify accepted {why}");
+    let body = assert_problem(verify, 401, code).await;
+    assert_eq!(body["code"], code, "/auth/verify: {why}");
     let validate = app
         .post_json("/auth/validate", &json!({"token": token}))
         .await;

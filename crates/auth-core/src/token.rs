@@ -3,10 +3,7 @@
 //! `kid` among the published ones. Header fields that point elsewhere (`jku`, `x5u`, `jwk`)
 //! are never followed.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
-use std::ops::Deref;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -18,7 +15,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::User;
@@ -92,99 +89,40 @@ pub struct AccessClaims {
     pub sid: Option<String>,
 }
 
-impl AccessClaims {
-    /// These claims as a [`ClaimsView`] borrowing their strings.
-    pub fn view(&self) -> ClaimsView<'_> {
-        ClaimsView {
-            sub: Text::from(self.sub.as_str()),
-            email: Text::from(self.email.as_str()),
-            tenant: Text::from(self.tenant.as_str()),
-            sid: self.sid.as_deref().map(Text::from),
-            role: self.role.as_deref().map(Text::from),
-            roles: texts(&self.roles),
-            permissions: texts(&self.permissions),
-            exp: self.exp,
-            iat: self.iat,
+/// Who a verified access token speaks for: the claims that token checks answer with, other
+/// than the token's times. The tokens of one session carry the same identity until its
+/// roles change, so the verified-token cache keeps each distinct identity once and shares it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub sub: Box<str>,
+    pub email: Box<str>,
+    pub tenant: Box<str>,
+    pub sid: Option<Box<str>>,
+    /// The first role, as the `role` claim carries it.
+    pub role: Option<Box<str>>,
+    pub roles: Box<[Box<str>]>,
+    pub permissions: Box<[Box<str>]>,
+}
+
+impl Identity {
+    pub fn of(claims: &AccessClaims) -> Self {
+        let boxed = |values: &[String]| values.iter().map(|v| v.as_str().into()).collect();
+        Self {
+            sub: claims.sub.as_str().into(),
+            email: claims.email.as_str().into(),
+            tenant: claims.tenant.as_str().into(),
+            sid: claims.sid.as_deref().map(Into::into),
+            role: claims.role.as_deref().map(Into::into),
+            roles: boxed(&claims.roles),
+            permissions: boxed(&claims.permissions),
         }
     }
 }
 
-fn texts(values: &[String]) -> Vec<Text<'_>> {
-    values.iter().map(|v| Text::from(v.as_str())).collect()
-}
-
-/// A string claim read from a token's payload: borrowed from the decoded JSON, or owned when
-/// it held an escape (`\"`, `\u00e9`) that had to be undone.
+/// A verified access token: whose it is and when it was issued and expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text<'a>(Cow<'a, str>);
-
-impl<'a> From<&'a str> for Text<'a> {
-    fn from(text: &'a str) -> Self {
-        Self(Cow::Borrowed(text))
-    }
-}
-
-impl Deref for Text<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for Text<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Text<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-
-        deserializer.deserialize_str(Visit)
-    }
-}
-
-/// The claims that token checks answer with (identity, roles, permissions, session, times),
-/// read straight from a verified token's payload: no string is copied unless it held a JSON
-/// escape. The other claims were checked when the signature was.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ClaimsView<'a> {
-    #[serde(borrow)]
-    pub sub: Text<'a>,
-    #[serde(borrow)]
-    pub email: Text<'a>,
-    #[serde(borrow)]
-    pub tenant: Text<'a>,
-    #[serde(borrow, default)]
-    pub sid: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    pub role: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub roles: Vec<Text<'a>>,
-    #[serde(borrow, default)]
-    pub permissions: Vec<Text<'a>>,
+pub struct Verified {
+    pub identity: Arc<Identity>,
     pub exp: i64,
     pub iat: i64,
 }
@@ -364,7 +302,7 @@ impl TokenService {
     /// from the cache (expiry still checked).
     pub fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenRejection> {
         let key = self.cache.key(token);
-        if self.cache.contains(&key, now) {
+        if self.cache.get(&key, now).is_some() {
             // Signature and claims were checked when the token was cached; read them again.
             return with_payload(token, |json| {
                 serde_json::from_str(json).map_err(|_| TokenRejection::Malformed)
@@ -372,30 +310,20 @@ impl TokenService {
             .map(Arc::new);
         }
         let claims = self.verify_signature(token, now)?;
-        self.cache.insert(key, claims.exp, now);
+        self.cache.insert(key, &claims, now);
         Ok(Arc::new(claims))
     }
 
-    /// Verifies an access token like [`TokenService::verify`] and hands its claims to `f`,
-    /// borrowed from the token's payload: for answers built from the claims (introspection,
-    /// forward-auth headers) without copying each of them first.
-    pub fn inspect<R>(
-        &self,
-        token: &str,
-        now: i64,
-        f: impl FnOnce(&ClaimsView<'_>) -> R,
-    ) -> Result<R, TokenRejection> {
+    /// Verifies an access token like [`TokenService::verify`] and answers with what token
+    /// checks need (identity, roles, times). A token verified before costs a keyed hash and a
+    /// lookup: the cache keeps its identity, so nothing is decoded again.
+    pub fn check(&self, token: &str, now: i64) -> Result<Verified, TokenRejection> {
         let key = self.cache.key(token);
-        if self.cache.contains(&key, now) {
-            return with_payload(token, |json| {
-                let claims: ClaimsView<'_> =
-                    serde_json::from_str(json).map_err(|_| TokenRejection::Malformed)?;
-                Ok(f(&claims))
-            });
+        if let Some(verified) = self.cache.get(&key, now) {
+            return Ok(verified);
         }
         let claims = self.verify_signature(token, now)?;
-        self.cache.insert(key, claims.exp, now);
-        Ok(f(&claims.view()))
+        Ok(self.cache.insert(key, &claims, now))
     }
 
     /// Verifies an access token in full, without the cache.
@@ -621,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn inspected_claims_match_the_verified_ones_cached_or_not() {
+    fn checked_tokens_answer_their_own_claims_cached_or_not() {
         let (svc, _) = eddsa();
         let now = crate::now_unix();
         let mut u = user();
@@ -632,38 +560,45 @@ mod tests {
         u.roles = vec!["ad\"min".into(), "user".into()];
         for sid in [Some("sid-1"), None] {
             let t = svc.mint(&u, sid, now).unwrap();
-            let expected = t.claims.view();
-            svc.inspect(&t.token, now, |c| {
-                assert_eq!(*c, expected, "verified in full")
-            })
-            .unwrap();
-            svc.inspect(&t.token, now, |c| {
-                assert_eq!(*c, expected, "read from a cached token");
-                assert_eq!(&*c.email, u.email);
-                assert_eq!(c.sid.as_deref(), sid);
-                // Only what held an escape was copied.
-                assert!(matches!(c.sub.0, Cow::Borrowed(_)));
-                assert!(matches!(c.tenant.0, Cow::Borrowed(_)));
-                assert!(matches!(c.email.0, Cow::Owned(_)));
-                assert!(matches!(c.roles[1].0, Cow::Borrowed(_)));
-            })
-            .unwrap();
+            let expected = Verified {
+                identity: Arc::new(Identity::of(&t.claims)),
+                exp: t.claims.exp,
+                iat: t.claims.iat,
+            };
+            assert_eq!(
+                svc.check(&t.token, now).unwrap(),
+                expected,
+                "verified in full"
+            );
+            let cached = svc.check(&t.token, now).unwrap();
+            assert_eq!(cached, expected, "answered from the cache");
+            assert_eq!(&*cached.identity.email, u.email);
+            assert_eq!(cached.identity.sid.as_deref(), sid);
+            assert_eq!(cached.identity.role.as_deref(), Some("ad\"min"));
             assert_eq!(*svc.verify(&t.token, now).unwrap(), t.claims);
         }
+        // Two tokens of one session share one identity; another session has its own.
+        let first = svc
+            .check(&svc.mint(&u, Some("s-2"), now).unwrap().token, now)
+            .unwrap();
+        let second = svc
+            .check(&svc.mint(&u, Some("s-2"), now + 1).unwrap().token, now)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first.identity, &second.identity));
+        assert_eq!(second.iat, now + 1, "times are each token's own");
+        let other = svc
+            .check(&svc.mint(&u, Some("s-3"), now).unwrap().token, now)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first.identity, &other.identity));
+
         let old = svc.mint(&u, None, now - 2000).unwrap();
-        assert_eq!(
-            svc.inspect(&old.token, now, |_| ()),
-            Err(TokenRejection::Expired)
-        );
+        assert_eq!(svc.check(&old.token, now), Err(TokenRejection::Expired));
         let t = svc.mint(&u, None, now).unwrap();
-        svc.inspect(&t.token, now, |_| ()).unwrap();
+        svc.check(&t.token, now).unwrap();
         let mut forged = t.token.clone();
         let last = forged.pop();
         forged.push(if last == Some('A') { 'Q' } else { 'A' });
-        assert!(
-            svc.inspect(&forged, now, |_| ()).is_err(),
-            "one changed byte"
-        );
+        assert!(svc.check(&forged, now).is_err(), "one changed byte");
     }
 
     #[test]

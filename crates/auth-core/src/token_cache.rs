@@ -1,41 +1,54 @@
 //! A bounded cache of verified access tokens, so a gateway asking about the same token again
-//! costs a keyed hash, a map lookup and reading the claims instead of a signature check.
+//! costs a keyed hash and a map lookup instead of a signature check and a decode.
 //!
 //! It is keyed by a 128-bit SipHash-1-3 of the exact token text under a random key drawn when
 //! the process starts (a changed byte is a different key, verified in full). SipHash is a
 //! pseudo-random function: without the key, nobody can make a forged token collide with a
 //! cached one except by guessing, about one chance in 2^128 / capacity per request. It is
 //! several times cheaper than SHA-256 on a 600-byte token, which matters on CPUs without SHA
-//! instructions. Only the expiry is kept (about 40 bytes a token), so 10,000 live tokens cost
-//! under a megabyte: keeping the decoded claims instead saves a decode per hit but costs some
-//! 900 bytes a token, memory a login flood needs more. Expiry is checked on every hit, the cache
-//! is emptied whenever the key ring changes, and revocation is never its business: callers
-//! check it on every request.
+//! instructions.
+//!
+//! Each entry keeps the token's times and its [`Identity`] (who, roles, permissions, session),
+//! so a hit decodes nothing. Identities are shared: the tokens of one session carry the same
+//! one until its roles change, so it is kept once (some 300 bytes) however many of its tokens
+//! are cached, and an entry costs about 40 bytes. Expiry is checked on every hit, the cache is
+//! emptied whenever the key ring changes, and revocation is never its business: callers check
+//! it on every request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use crate::token::LEEWAY_SECONDS;
+use crate::token::{AccessClaims, Identity, LEEWAY_SECONDS, Verified};
 
 /// The cache key of a token: a keyed 128-bit hash of its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenKey(u128);
 
-type Shard = RwLock<HashMap<TokenKey, i64, BuildHasherDefault<KeyHasher>>>;
+/// What the cache remembers of a verified token.
+struct Entry {
+    exp: i64,
+    iat: i64,
+    identity: Arc<Identity>,
+}
+
+type Shard = RwLock<HashMap<TokenKey, Entry, BuildHasherDefault<KeyHasher>>>;
 
 /// Shards of the map, each behind its own lock, so the worker threads do not all take (and
 /// bounce between their caches) the same lock word on every request.
 const SHARDS: usize = 16;
 
 pub struct VerifiedCache {
-    /// Token key -> `exp` of a token whose signature and claims were verified.
+    /// Token key -> times and identity of a token whose signature and claims were verified.
     shards: Box<[Shard]>,
     /// Entries per shard.
     shard_capacity: usize,
     sip_key: [u8; 16],
+    /// Each distinct identity of the cached tokens, once. Taken only when a token is verified
+    /// in full or entries are dropped, never on a hit.
+    identities: Mutex<HashSet<Arc<Identity>>>,
 }
 
 /// The map's own hasher: token keys are already uniformly random to anyone without the
@@ -69,6 +82,7 @@ impl VerifiedCache {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             shard_capacity: capacity.div_ceil(SHARDS),
             sip_key: crate::secret::random_bytes(),
+            identities: Mutex::default(),
         }
     }
 
@@ -82,40 +96,111 @@ impl VerifiedCache {
         TokenKey(h.finish128().as_u128())
     }
 
-    /// Whether this token was verified before and has not expired since.
-    pub fn contains(&self, key: &TokenKey, now: i64) -> bool {
+    /// The token verified before under this key, unless it has expired since.
+    pub fn get(&self, key: &TokenKey, now: i64) -> Option<Verified> {
         if self.shard_capacity == 0 {
-            return false;
+            return None;
         }
-        let exp = self
-            .shard(key)
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .copied();
-        exp.is_some_and(|exp| live(exp, now))
+        let entries = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(key).filter(|e| live(e.exp, now))?;
+        Some(Verified {
+            identity: Arc::clone(&entry.identity),
+            exp: entry.exp,
+            iat: entry.iat,
+        })
     }
 
-    /// Remembers a verified token. When its shard is full, expired entries go first; if that
-    /// frees nothing, the shard starts over (bounded memory matters more than the hit rate of a flood).
-    pub fn insert(&self, key: TokenKey, exp: i64, now: i64) {
+    /// Remembers a token whose signature and claims were just verified, and answers with
+    /// what [`VerifiedCache::get`] will. When its shard is full, expired entries go first; if
+    /// that frees nothing, the shard starts over (bounded memory matters more than the hit
+    /// rate of a flood).
+    pub fn insert(&self, key: TokenKey, claims: &AccessClaims, now: i64) -> Verified {
+        let identity = Identity::of(claims);
         if self.shard_capacity == 0 {
-            return;
+            return Verified {
+                identity: Arc::new(identity),
+                exp: claims.exp,
+                iat: claims.iat,
+            };
         }
-        let mut entries = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.shard_capacity {
-            entries.retain(|_, exp| live(*exp, now));
+        let identity = self.intern(identity);
+        let mut dropped = Vec::new();
+        {
+            let mut entries = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
             if entries.len() >= self.shard_capacity {
-                entries.clear();
+                entries.retain(|_, e| {
+                    let keep = live(e.exp, now);
+                    if !keep {
+                        dropped.push(Arc::clone(&e.identity));
+                    }
+                    keep
+                });
+                if entries.len() >= self.shard_capacity {
+                    dropped.extend(entries.drain().map(|(_, e)| e.identity));
+                }
+            }
+            let entry = Entry {
+                exp: claims.exp,
+                iat: claims.iat,
+                identity: Arc::clone(&identity),
+            };
+            if let Some(replaced) = entries.insert(key, entry) {
+                dropped.push(replaced.identity);
             }
         }
-        entries.insert(key, exp);
+        self.forget(dropped);
+        Verified {
+            identity,
+            exp: claims.exp,
+            iat: claims.iat,
+        }
+    }
+
+    /// The shared copy of `identity`, kept from now on if it is new.
+    fn intern(&self, identity: Identity) -> Arc<Identity> {
+        let mut known = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = known.get(&identity) {
+            return Arc::clone(shared);
+        }
+        // A safety net: entries forget their identities as they go (below), so the set
+        // holds only the identities of cached tokens, unless a token check held one while
+        // its last entry went. Such leftovers are swept once they are as many as the
+        // capacity allows live ones.
+        if known.len() >= 2 * self.shard_capacity * SHARDS {
+            known.retain(|shared| Arc::strong_count(shared) > 1);
+        }
+        let shared = Arc::new(identity);
+        known.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// Lets go of the identities of dropped entries; one no entry uses any more leaves the
+    /// set. `dropped` holds one reference per dropped entry, released one at a time, so the
+    /// last holds the only reference besides the set's.
+    fn forget(&self, dropped: Vec<Arc<Identity>>) {
+        if dropped.is_empty() {
+            return;
+        }
+        let mut known = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+        for identity in dropped {
+            let only_the_set = Arc::strong_count(&identity) == 2
+                && known
+                    .get(&identity)
+                    .is_some_and(|k| Arc::ptr_eq(k, &identity));
+            if only_the_set {
+                known.remove(&identity);
+            }
+        }
     }
 
     pub fn clear(&self) {
         for shard in &self.shards {
             shard.write().unwrap_or_else(|e| e.into_inner()).clear();
         }
+        self.identities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn len(&self) -> usize {
@@ -128,6 +213,14 @@ impl VerifiedCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Distinct identities kept.
+    pub fn identities(&self) -> usize {
+        self.identities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
 }
 
 fn live(exp: i64, now: i64) -> bool {
@@ -138,30 +231,100 @@ fn live(exp: i64, now: i64) -> bool {
 mod tests {
     use super::*;
 
+    /// Claims of a token of session `sid` that expires at `exp`.
+    fn claims(sid: &str, exp: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "iss".into(),
+            sub: "u-1".into(),
+            aud: "api".into(),
+            exp,
+            iat: exp - 900,
+            nbf: None,
+            jti: format!("{sid}-{exp}"),
+            client_id: "c".into(),
+            tenant: "default".into(),
+            roles: vec!["user".into()],
+            permissions: vec![],
+            role: Some("user".into()),
+            email: "a@example.com".into(),
+            sid: Some(sid.into()),
+        }
+    }
+
     #[test]
     fn hits_expire_with_their_token_and_the_size_stays_bounded() {
         // Two entries per shard; these three keys share shard 0.
         let cache = VerifiedCache::new(2 * SHARDS);
         let (a, b, c) = (TokenKey(1), TokenKey(2), TokenKey(3));
-        cache.insert(a, 100, 0);
-        assert!(cache.contains(&a, 100 + LEEWAY_SECONDS as i64));
-        assert!(!cache.contains(&a, 101 + LEEWAY_SECONDS as i64), "expired");
-        cache.insert(b, 1000, 0);
-        cache.insert(c, 1000, 500);
-        assert!(!cache.contains(&a, 0), "the expired entry made room");
-        assert!(cache.contains(&c, 500));
+        let verified = cache.insert(a, &claims("s", 100), 0);
+        assert_eq!(cache.get(&a, 100 + LEEWAY_SECONDS as i64), Some(verified));
+        assert_eq!(cache.get(&a, 101 + LEEWAY_SECONDS as i64), None, "expired");
+        cache.insert(b, &claims("s", 1000), 0);
+        cache.insert(c, &claims("s", 1000), 500);
+        assert!(cache.get(&a, 0).is_none(), "the expired entry made room");
+        assert!(cache.get(&c, 500).is_some());
         assert_eq!(cache.len(), 2);
-        cache.insert(a, 1000, 500);
+        cache.insert(a, &claims("s", 1000), 500);
         assert!(cache.len() <= 2);
         let spread = VerifiedCache::new(SHARDS);
         for i in 0..1000 {
             let key = spread.key(&format!("token-{i}"));
-            spread.insert(key, 1000, 0);
+            spread.insert(key, &claims(&format!("s-{i}"), 1000), 0);
         }
         assert!(spread.len() <= SHARDS, "bounded over all shards");
+        assert!(
+            spread.identities() <= spread.len(),
+            "dropped entries take their identities along"
+        );
         let off = VerifiedCache::new(0);
-        off.insert(a, 1000, 0);
-        assert!(!off.contains(&a, 0));
+        let verified = off.insert(a, &claims("s", 1000), 0);
+        assert_eq!(*verified.identity, Identity::of(&claims("s", 1000)));
+        assert!(off.get(&a, 0).is_none());
+    }
+
+    #[test]
+    fn tokens_of_one_session_share_an_identity_kept_while_one_is_cached() {
+        let cache = VerifiedCache::new(64 * SHARDS);
+        let first = cache.insert(cache.key("t1"), &claims("s-1", 1000), 0);
+        let second = cache.insert(cache.key("t2"), &claims("s-1", 2000), 0);
+        assert!(Arc::ptr_eq(&first.identity, &second.identity));
+        assert_eq!((first.exp, second.exp), (1000, 2000));
+        let other = cache.insert(cache.key("t3"), &claims("s-2", 1000), 0);
+        assert!(!Arc::ptr_eq(&first.identity, &other.identity));
+        let mut promoted = claims("s-1", 3000);
+        promoted.roles.push("admin".into());
+        let changed = cache.insert(cache.key("t4"), &promoted, 0);
+        assert!(
+            !Arc::ptr_eq(&first.identity, &changed.identity),
+            "new roles, new identity"
+        );
+        assert_eq!(cache.identities(), 3);
+        drop((first, second, other, changed));
+        // Re-caching a token under its key keeps one entry and one identity.
+        cache.insert(cache.key("t3"), &claims("s-2", 1000), 0);
+        assert_eq!((cache.len(), cache.identities()), (4, 3));
+        cache.clear();
+        assert_eq!((cache.len(), cache.identities()), (0, 0));
+    }
+
+    #[test]
+    fn identities_go_with_their_last_entry() {
+        // One entry per shard: each insert into a full shard drops what it held.
+        let cache = VerifiedCache::new(SHARDS);
+        for i in 0..200 {
+            let key = cache.key(&format!("token-{i}"));
+            cache.insert(key, &claims(&format!("s-{i}"), 1000), 0);
+            assert!(cache.identities() <= cache.len(), "after {i} tokens");
+        }
+        // A token check holding an identity while its entry goes leaves it behind; the
+        // sweep bounds such leftovers. These keys all fall in shard 0.
+        let mut held = cache.insert(TokenKey(0), &claims("h-0", 1000), 0);
+        for i in 1..200u128 {
+            let next = cache.insert(TokenKey(i), &claims(&format!("h-{i}"), 1000), 0);
+            assert!(!Arc::ptr_eq(&held.identity, &next.identity));
+            held = next;
+        }
+        assert!(cache.identities() <= 2 * SHARDS + 1);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::{AuthService, Credentials, IssuedTokens, Registration, Repository};
 use crate::domain::{NewUser, User};
 use crate::error::TokenRejection;
 use crate::session::{AuditEvent, ClientInfo, RefreshToken, Session};
-use crate::token::{AccessClaims, ClaimsView};
+use crate::token::{AccessClaims, Verified};
 use crate::{CoreError, StoreError, now_unix};
 
 impl<R: Repository> AuthService<R> {
@@ -131,32 +131,30 @@ impl<R: Repository> AuthService<R> {
         Ok(())
     }
 
-    /// Verifies a bearer token like [`AuthService::authenticate`] and hands its claims to `f`,
-    /// borrowed from the token (see [`crate::token::TokenService::inspect`]).
-    pub fn inspect<A>(
-        &self,
-        token: &str,
-        f: impl FnOnce(&ClaimsView<'_>) -> A,
-    ) -> Result<A, CoreError> {
-        self.tokens
-            .inspect(token, now_unix(), |claims| {
-                self.refuse_revoked(claims.sid.as_deref())?;
-                Ok(f(claims))
-            })
-            .and_then(|answer| answer)
-            .map_err(CoreError::Token)
+    /// Checks a bearer token like [`AuthService::authenticate`], answering with what token
+    /// checks need (see [`crate::token::TokenService::check`]).
+    pub fn check(&self, token: &str) -> Result<Verified, CoreError> {
+        let verified = self
+            .tokens
+            .check(token, now_unix())
+            .map_err(CoreError::Token)?;
+        self.refuse_revoked(verified.identity.sid.as_deref())
+            .map_err(CoreError::Token)?;
+        Ok(verified)
     }
 
     /// Refuses verified claims that lack `role` or `permission` (when given).
     pub fn require(
-        claims: &ClaimsView<'_>,
+        claims: &Verified,
         role: Option<&str>,
         permission: Option<&str>,
     ) -> Result<(), CoreError> {
-        if let Some(role) = role.filter(|r| !claims.roles.iter().any(|have| &**have == *r)) {
+        let identity = &claims.identity;
+        if let Some(role) = role.filter(|r| !identity.roles.iter().any(|have| &**have == *r)) {
             return Err(CoreError::Forbidden(format!("role {role} required")));
         }
-        if let Some(p) = permission.filter(|p| !claims.permissions.iter().any(|have| &**have == *p))
+        if let Some(p) =
+            permission.filter(|p| !identity.permissions.iter().any(|have| &**have == *p))
         {
             return Err(CoreError::Forbidden(format!("permission {p} required")));
         }

@@ -4,7 +4,7 @@
 
 use auth_core::CoreError;
 use auth_core::service::AuthService;
-use auth_core::token::{ClaimsView, Text};
+use auth_core::token::{Identity, Verified};
 use auth_proto::{ActiveIntrospection, Introspection, Problem, ValidateRequest};
 use auth_store::Store;
 use axum::Json;
@@ -28,20 +28,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
 }
 
-/// The introspection of an active token, serialized straight from the token's claims.
-fn active(claims: &ClaimsView<'_>) -> Response {
+/// The introspection of an active token, serialized straight from its verified identity.
+fn active(token: &Verified) -> Response {
+    let identity = &*token.identity;
     let answer = ActiveIntrospection {
         active: true,
-        sub: &claims.sub,
-        user_id: &claims.sub,
-        sid: claims.sid.as_deref(),
-        roles: &claims.roles,
-        role: claims.role.as_deref(),
-        permissions: &claims.permissions,
-        tenant: &claims.tenant,
-        email: &claims.email,
-        exp: claims.exp,
-        iat: claims.iat,
+        sub: &identity.sub,
+        user_id: &identity.sub,
+        sid: identity.sid.as_deref(),
+        roles: &identity.roles,
+        role: identity.role.as_deref(),
+        permissions: &identity.permissions,
+        tenant: &identity.tenant,
+        email: &identity.email,
+        exp: token.exp,
+        iat: token.iat,
     };
     // Sized for the usual answer, so serializing does not grow the buffer step by step.
     let mut body = Vec::with_capacity(512);
@@ -74,8 +75,8 @@ pub async fn validate(
 ) -> Response {
     let token = body.and_then(|b| b.token).or(bearer.ok());
     let token = token.as_deref();
-    let response = match token.map(|t| state.auth.inspect(t, active)) {
-        Some(Ok(answer)) => answer,
+    let response = match token.map(|t| state.auth.check(t)) {
+        Some(Ok(verified)) => active(&verified),
         Some(Err(e)) => {
             tracing::info!(reason = %e, "token inactive");
             Json(Introspection::default()).into_response()
@@ -110,14 +111,17 @@ pub async fn verify(
 ) -> Result<Response, ApiError> {
     // The token is read in place from the request's headers, not copied.
     let token = bearer_token(request.headers()).map_err(CoreError::Token)?;
-    state.auth.inspect(token, |claims| {
-        AuthService::<Store>::require(claims, query.role.as_deref(), query.permission.as_deref())?;
-        Ok(identity_headers(claims))
-    })?
+    let verified = state.auth.check(token)?;
+    AuthService::<Store>::require(
+        &verified,
+        query.role.as_deref(),
+        query.permission.as_deref(),
+    )?;
+    Ok(identity_headers(&verified.identity))
 }
 
-/// The identity of verified claims as `X-Auth-*` headers of an empty 200 answer.
-fn identity_headers(claims: &ClaimsView<'_>) -> Response {
+/// A verified identity as `X-Auth-*` headers of an empty 200 answer.
+fn identity_headers(identity: &Identity) -> Response {
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
     headers.reserve(10);
@@ -126,29 +130,24 @@ fn identity_headers(claims: &ClaimsView<'_>) -> Response {
             headers.insert(HeaderName::from_static(name), v);
         }
     };
-    put("x-auth-user-id", &claims.sub);
-    put("x-auth-email", &claims.email);
-    put("x-auth-roles", &join(&claims.roles));
-    put("x-auth-permissions", &join(&claims.permissions));
-    put("x-auth-tenant", &claims.tenant);
+    put("x-auth-user-id", &identity.sub);
+    put("x-auth-email", &identity.email);
+    put("x-auth-roles", &join(&identity.roles));
+    put("x-auth-permissions", &join(&identity.permissions));
+    put("x-auth-tenant", &identity.tenant);
     put(
         "x-auth-session-id",
-        claims.sid.as_deref().unwrap_or_default(),
+        identity.sid.as_deref().unwrap_or_default(),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
 /// Comma-separated values, without a new allocation for the common single value.
-fn join<'a>(values: &'a [Text<'_>]) -> std::borrow::Cow<'a, str> {
+fn join(values: &[Box<str>]) -> std::borrow::Cow<'_, str> {
     match values {
         [] => "".into(),
         [one] => (**one).into(),
-        many => many
-            .iter()
-            .map(|v| &**v)
-            .collect::<Vec<_>>()
-            .join(",")
-            .into(),
+        many => many.join(",").into(),
     }
 }

@@ -4,10 +4,11 @@
 //! are never followed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use auth_proto::{Jwk, JwkSet};
+use auth_proto::{ActiveIdentity, Jwk, JwkSet};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -92,7 +93,7 @@ pub struct AccessClaims {
 /// Who a verified access token speaks for: the claims that token checks answer with, other
 /// than the token's times. The tokens of one session carry the same identity until its
 /// roles change, so the verified-token cache keeps each distinct identity once and shares it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub sub: Box<str>,
     pub email: Box<str>,
@@ -102,6 +103,8 @@ pub struct Identity {
     pub role: Option<Box<str>>,
     pub roles: Box<[Box<str>]>,
     pub permissions: Box<[Box<str>]>,
+    /// The opening of its introspection answer, rendered when first asked for.
+    introspection: OnceLock<Box<str>>,
 }
 
 impl Identity {
@@ -115,7 +118,53 @@ impl Identity {
             role: claims.role.as_deref().map(Into::into),
             roles: boxed(&claims.roles),
             permissions: boxed(&claims.permissions),
+            introspection: OnceLock::new(),
         }
+    }
+
+    /// The members of an active introspection of this identity's tokens, up to their times
+    /// (see [`auth_proto::ActiveIdentity`]); rendered once, then shared by those tokens.
+    pub fn introspection(&self) -> &str {
+        self.introspection.get_or_init(|| {
+            ActiveIdentity {
+                sub: &self.sub,
+                sid: self.sid.as_deref(),
+                roles: &self.roles,
+                role: self.role.as_deref(),
+                permissions: &self.permissions,
+                tenant: &self.tenant,
+                email: &self.email,
+            }
+            .render()
+            .into()
+        })
+    }
+
+    /// The claims, without what is derived from them.
+    fn fields(&self) -> impl Eq + Hash + '_ {
+        (
+            &self.sub,
+            &self.email,
+            &self.tenant,
+            &self.sid,
+            &self.role,
+            &self.roles,
+            &self.permissions,
+        )
+    }
+}
+
+impl PartialEq for Identity {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields() == other.fields()
+    }
+}
+
+impl Eq for Identity {}
+
+impl Hash for Identity {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.fields().hash(state);
     }
 }
 

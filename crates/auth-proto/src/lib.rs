@@ -10,8 +10,9 @@ pub mod users;
 pub use error::{ErrorCode, FieldError, Problem};
 pub use jwks::{Jwk, JwkSet};
 pub use tokens::{
-    ActiveIntrospection, CompatObtainRequest, CompatRefreshRequest, CompatTokenPair, Introspection,
+    ActiveIdentity, CompatObtainRequest, CompatRefreshRequest, CompatTokenPair, Introspection,
     LoginRequest, LogoutRequest, RefreshRequest, SessionInfo, TokenResponse, ValidateRequest,
+    introspection_answer,
 };
 pub use users::{SignupRequest, User};
 

@@ -1,3 +1,5 @@
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::helpers::{assert_problem, spawn_app};
@@ -55,6 +57,53 @@ async fn validate_introspects_tokens_from_the_body_or_the_bearer_header() {
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"active": false}));
+}
+
+/// The claims a token carries, read from its payload.
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn each_token_of_a_session_is_introspected_with_its_own_times_cached_or_not() {
+    // The verified-token cache shares one identity between the tokens of a session: each
+    // answer must still carry the times of its own token, first (verified in full) and
+    // again (from the cache).
+    let app = spawn_app().await;
+    app.signup("times@example.com").await;
+    let pair = app.login_pair("times@example.com").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let refreshed: Value = app.refresh(&pair.refresh).await.json().await.unwrap();
+    let second = refreshed["access_token"].as_str().unwrap().to_owned();
+    for round in ["verified", "cached"] {
+        for token in [pair.access.as_str(), second.as_str()] {
+            let answer: Value = app
+                .post_json("/auth/validate", &json!({"token": token}))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let claims = claims_of(token);
+            for member in [
+                "sub",
+                "sid",
+                "roles",
+                "role",
+                "permissions",
+                "tenant",
+                "email",
+                "exp",
+                "iat",
+            ] {
+                assert_eq!(answer[member], claims[member], "{round}: {member}");
+            }
+            assert_eq!(answer["active"], true);
+            assert_eq!(answer["user_id"], claims["sub"]);
+            assert_eq!(answer.as_object().unwrap().len(), 11, "{round}: {answer}");
+        }
+    }
+    assert_ne!(claims_of(&pair.access)["iat"], claims_of(&second)["iat"]);
 }
 
 #[tokio::test]

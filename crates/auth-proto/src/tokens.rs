@@ -81,10 +81,10 @@ pub struct Introspection {
 
 /// The answer of `POST /auth/validate` for an active token, in two steps: the members that
 /// depend on whom the token is for (the same for every token of a session, so they can be
-/// rendered once and kept), then each token's times ([`ActiveIdentity::answer`]). Together
+/// rendered once and kept), then each token's times ([`introspection_answer`]). Together
 /// they are the JSON of an [`Introspection`] with `active: true`. `T` is whatever string type
 /// the roles and permissions are held in.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct ActiveIdentity<'a, T: Serialize = String> {
     pub sub: &'a str,
     pub sid: Option<&'a str>,

@@ -12,6 +12,7 @@ use auth_proto::{ActiveIdentity, Jwk, JwkSet};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer as _, SigningKey};
+use http::HeaderMap;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::zeroize::Zeroizing;
@@ -105,6 +106,8 @@ pub struct Identity {
     pub permissions: Box<[Box<str>]>,
     /// The opening of its introspection answer, rendered when first asked for.
     introspection: OnceLock<Box<str>>,
+    /// Its forward-auth headers, rendered when first asked for.
+    headers: OnceLock<HeaderMap>,
 }
 
 impl Identity {
@@ -119,25 +122,34 @@ impl Identity {
             roles: boxed(&claims.roles),
             permissions: boxed(&claims.permissions),
             introspection: OnceLock::new(),
+            headers: OnceLock::new(),
         }
     }
 
     /// The members of an active introspection of this identity's tokens, up to their times
-    /// (see [`auth_proto::ActiveIdentity`]); rendered once, then shared by those tokens.
+    /// (see [`auth_proto::ActiveIdentity::render`]); rendered once, then shared by those tokens.
     pub fn introspection(&self) -> &str {
-        self.introspection.get_or_init(|| {
-            ActiveIdentity {
-                sub: &self.sub,
-                sid: self.sid.as_deref(),
-                roles: &self.roles,
-                role: self.role.as_deref(),
-                permissions: &self.permissions,
-                tenant: &self.tenant,
-                email: &self.email,
-            }
-            .render()
-            .into()
-        })
+        self.introspection
+            .get_or_init(|| self.wire().render().into())
+    }
+
+    /// The `X-Auth-*` headers of a forward-auth answer for this identity's tokens (see
+    /// [`auth_proto::ActiveIdentity::headers`]); rendered once, then cloned into each answer,
+    /// which shares their values instead of copying and checking them again.
+    pub fn forward_auth_headers(&self) -> &HeaderMap {
+        self.headers.get_or_init(|| self.wire().headers())
+    }
+
+    fn wire(&self) -> ActiveIdentity<'_, Box<str>> {
+        ActiveIdentity {
+            sub: &self.sub,
+            sid: self.sid.as_deref(),
+            roles: &self.roles,
+            role: self.role.as_deref(),
+            permissions: &self.permissions,
+            tenant: &self.tenant,
+            email: &self.email,
+        }
     }
 
     /// The claims, without what is derived from them.
@@ -635,6 +647,21 @@ mod tests {
             .unwrap();
         assert!(Arc::ptr_eq(&first.identity, &second.identity));
         assert_eq!(second.iat, now + 1, "times are each token's own");
+        let headers = first.identity.forward_auth_headers();
+        assert_eq!(headers[auth_proto::X_AUTH_SESSION_ID], "s-2");
+        assert_eq!(
+            headers[auth_proto::X_AUTH_ROLES].as_bytes(),
+            b"ad\"min,user"
+        );
+        assert_eq!(
+            headers[auth_proto::X_AUTH_EMAIL].as_bytes(),
+            u.email.as_bytes(),
+            "a tab may be sent"
+        );
+        assert!(std::ptr::eq(
+            headers,
+            second.identity.forward_auth_headers()
+        ));
         let other = svc
             .check(&svc.mint(&u, Some("s-3"), now).unwrap().token, now)
             .unwrap();

@@ -12,7 +12,8 @@ pub use jwks::{Jwk, JwkSet};
 pub use tokens::{
     ActiveIdentity, CompatObtainRequest, CompatRefreshRequest, CompatTokenPair, Introspection,
     LoginRequest, LogoutRequest, RefreshRequest, SessionInfo, TokenResponse, ValidateRequest,
-    introspection_answer,
+    X_AUTH_EMAIL, X_AUTH_PERMISSIONS, X_AUTH_ROLES, X_AUTH_SESSION_ID, X_AUTH_TENANT,
+    X_AUTH_USER_ID, introspection_answer,
 };
 pub use users::{SignupRequest, User};
 

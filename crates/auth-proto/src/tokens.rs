@@ -1,5 +1,8 @@
 //! Login request and token responses.
 
+use std::borrow::Cow;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -47,9 +50,10 @@ pub struct LogoutRequest {
 
 /// `POST /auth/validate`: the access token to check (or send it as a bearer token).
 #[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
-pub struct ValidateRequest {
-    #[serde(default)]
-    pub token: Option<String>,
+pub struct ValidateRequest<'a> {
+    // Read, the token borrows from the body unless it holds JSON escapes.
+    #[serde(default, borrow)]
+    pub token: Option<Cow<'a, str>>,
 }
 
 /// RFC 7662-style answer of `POST /auth/validate`. When `active` is false nothing else is set.
@@ -132,13 +136,55 @@ impl<T: Serialize> ActiveIdentity<'_, T> {
     }
 }
 
+/// The identity headers of a forward-auth answer (`GET /auth/verify`).
+pub const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
+pub const X_AUTH_EMAIL: HeaderName = HeaderName::from_static("x-auth-email");
+/// Comma-separated.
+pub const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
+/// Comma-separated.
+pub const X_AUTH_PERMISSIONS: HeaderName = HeaderName::from_static("x-auth-permissions");
+pub const X_AUTH_TENANT: HeaderName = HeaderName::from_static("x-auth-tenant");
+/// Empty for a token without a session.
+pub const X_AUTH_SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
+
+impl<T: Serialize + AsRef<str>> ActiveIdentity<'_, T> {
+    /// The `X-Auth-*` headers of a forward-auth answer for this identity. A member that cannot
+    /// be a header value (it holds a control character) is left out rather than mangled.
+    pub fn headers(&self) -> HeaderMap {
+        let joined = |values: &[T]| match values {
+            [one] => one.as_ref().to_owned(),
+            many => many.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(","),
+        };
+        let members = [
+            (X_AUTH_USER_ID, self.sub.to_owned()),
+            (X_AUTH_EMAIL, self.email.to_owned()),
+            (X_AUTH_ROLES, joined(self.roles)),
+            (X_AUTH_PERMISSIONS, joined(self.permissions)),
+            (X_AUTH_TENANT, self.tenant.to_owned()),
+            (X_AUTH_SESSION_ID, self.sid.unwrap_or_default().to_owned()),
+        ];
+        // Room for the headers every answer adds (cache control, request id), so that a clone
+        // of this map takes them without rehashing.
+        let mut headers = HeaderMap::with_capacity(members.len() + 4);
+        for (name, value) in members {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(name, value);
+            }
+        }
+        headers
+    }
+}
+
 /// The whole answer for a token whose identity rendered `opening` ([`ActiveIdentity::render`]).
 pub fn introspection_answer(opening: &str, exp: i64, iat: i64) -> Vec<u8> {
-    use std::io::Write as _;
+    let mut digits = itoa::Buffer::new();
     let mut body = Vec::with_capacity(opening.len() + 48);
     body.extend_from_slice(opening.as_bytes());
-    // Writing to a Vec cannot fail.
-    let _ = write!(body, ",\"exp\":{exp},\"iat\":{iat}}}");
+    body.extend_from_slice(b",\"exp\":");
+    body.extend_from_slice(digits.format(exp).as_bytes());
+    body.extend_from_slice(b",\"iat\":");
+    body.extend_from_slice(digits.format(iat).as_bytes());
+    body.push(b'}');
     body
 }
 
@@ -189,8 +235,8 @@ impl std::fmt::Debug for LoginRequest {
 }
 
 macro_rules! redacted_debug {
-    ($($ty:ident),*) => {$(
-        impl std::fmt::Debug for $ty {
+    ($($ty:ident $(<$lt:lifetime>)?),*) => {$(
+        impl std::fmt::Debug for $ty$(<$lt>)? {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(concat!(stringify!($ty), "([redacted])"))
             }
@@ -201,7 +247,7 @@ macro_rules! redacted_debug {
 redacted_debug!(
     RefreshRequest,
     LogoutRequest,
-    ValidateRequest,
+    ValidateRequest<'_>,
     CompatObtainRequest,
     CompatRefreshRequest,
     CompatTokenPair
@@ -211,6 +257,50 @@ redacted_debug!(TokenResponse);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forward_auth_headers_carry_every_member_that_can_be_a_header_value() {
+        let roles = ["admin".to_string(), "user".to_string()];
+        let identity = ActiveIdentity {
+            sub: "u-1",
+            sid: None,
+            roles: &roles,
+            role: Some("admin"),
+            permissions: &[],
+            tenant: "bad\ntenant",
+            email: "zoë@example.com",
+        };
+        let headers = identity.headers();
+        assert_eq!(headers[X_AUTH_USER_ID], "u-1");
+        assert_eq!(
+            headers[X_AUTH_EMAIL].as_bytes(),
+            "zoë@example.com".as_bytes()
+        );
+        assert_eq!(headers[X_AUTH_ROLES], "admin,user");
+        assert_eq!(headers[X_AUTH_PERMISSIONS], "");
+        assert_eq!(headers[X_AUTH_SESSION_ID], "");
+        assert!(
+            !headers.contains_key(X_AUTH_TENANT),
+            "a newline cannot be sent"
+        );
+        assert_eq!(headers.len(), 5);
+        // Room for the answer's own headers.
+        assert!(headers.capacity() >= headers.len() + 2);
+
+        let one = ["user".to_string()];
+        let identity = ActiveIdentity {
+            sid: Some("s-1"),
+            roles: &one,
+            permissions: &one,
+            tenant: "acme",
+            ..identity
+        };
+        let headers = identity.headers();
+        assert_eq!(headers[X_AUTH_ROLES], "user");
+        assert_eq!(headers[X_AUTH_PERMISSIONS], "user");
+        assert_eq!(headers[X_AUTH_TENANT], "acme");
+        assert_eq!(headers[X_AUTH_SESSION_ID], "s-1");
+    }
 
     #[test]
     fn an_active_introspection_in_two_steps_is_the_owned_one() {

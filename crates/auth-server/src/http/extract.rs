@@ -13,6 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -35,6 +36,10 @@ fn body_kind(req: &Request) -> BodyKind {
     else {
         return BodyKind::Other;
     };
+    // The common case, exactly as most clients send it.
+    if ct == "application/json" {
+        return BodyKind::Json;
+    }
     let essence = ct.split(';').next().unwrap_or_default().trim();
     let is = |wanted: &str| essence.eq_ignore_ascii_case(wanted);
     // `application/<anything>+json`, compared without copying the header to lower case.
@@ -87,7 +92,7 @@ async fn read_body(req: Request) -> Result<Bytes, ApiError> {
 }
 
 /// Parses JSON: syntax errors are 400, shape errors 422 naming the field.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
     // The common case parses once; only a failure pays for finding out what is wrong.
     if let Ok(value) = serde_json::from_slice(bytes) {
         return Ok(value);
@@ -182,20 +187,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOrForm<T> {
 
 /// The raw bearer token of the request, if any was sent.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, TokenRejection> {
+    // Read as bytes: a token is checked in full by whoever verifies it, so checking its every
+    // byte here too (as `HeaderValue::to_str` does) would only cost time.
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(TokenRejection::Missing)?
-        .to_str()
-        .map_err(|_| TokenRejection::Malformed)?;
-    let (scheme, token) = value.split_once(' ').ok_or(TokenRejection::Malformed)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+        .as_bytes();
+    let space = value
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(TokenRejection::Malformed)?;
+    let (scheme, token) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(TokenRejection::Missing);
     }
-    let token = token.trim();
+    let token = token.trim_ascii();
     if token.is_empty() {
         return Err(TokenRejection::Missing);
     }
-    Ok(token)
+    std::str::from_utf8(token).map_err(|_| TokenRejection::Malformed)
 }
 
 /// The raw bearer token, or why there is none; verification is left to the handler.
@@ -292,6 +302,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match MaybeJsonBytes::from_request(req, state).await? {
+            MaybeJsonBytes(Some(bytes)) => parse_json(&bytes).map(|v| MaybeJson(Some(v))),
+            MaybeJsonBytes(None) => Ok(MaybeJson(None)),
+        }
+    }
+}
+
+/// An optional JSON body, not parsed yet, for a body type that borrows from it (parse it
+/// with [`parse_json`]): `None` when the request has no body at all.
+pub struct MaybeJsonBytes(pub Option<Bytes>);
+
+impl<S: Send + Sync> FromRequest<S> for MaybeJsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         let declared_empty = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -301,14 +326,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
         if no_body {
             let bytes = read_body(req).await?;
             return if bytes.is_empty() {
-                Ok(MaybeJson(None))
+                Ok(MaybeJsonBytes(None))
             } else {
                 Err(unsupported("application/json"))
             };
         }
-        ApiJson::from_request(req, state)
+        if body_kind(&req) != BodyKind::Json {
+            return Err(unsupported("application/json"));
+        }
+        read_body(req)
             .await
-            .map(|ApiJson(v)| MaybeJson(Some(v)))
+            .map(|bytes| MaybeJsonBytes(Some(bytes)))
     }
 }
 

@@ -5,12 +5,12 @@
 use auth_core::CoreError;
 use auth_core::service::AuthService;
 use auth_core::token::{Identity, Verified};
-use auth_proto::{Introspection, Problem, ValidateRequest, introspection_answer};
+use auth_proto::{ErrorCode, Introspection, Problem, ValidateRequest, introspection_answer};
 use auth_store::Store;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use super::auth::no_store;
 use super::error::ApiError;
-use super::extract::{Bearer, MaybeJson, bearer_token};
+use super::extract::{Bearer, MaybeJsonBytes, bearer_token, parse_json};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,14 +32,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// of that identity, and the token's times.
 fn active(token: &Verified) -> Response {
     let body = introspection_answer(token.identity.introspection(), token.exp, token.iat);
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Introspect an access token (RFC 7662 style): `{active: true, ...claims}` for a valid token
@@ -54,10 +52,15 @@ fn active(token: &Verified) -> Response {
 pub async fn validate(
     State(state): State<AppState>,
     Bearer(bearer): Bearer,
-    MaybeJson(body): MaybeJson<ValidateRequest>,
-) -> Response {
-    let token = body.and_then(|b| b.token).or(bearer.ok());
-    let token = token.as_deref();
+    MaybeJsonBytes(body): MaybeJsonBytes,
+) -> Result<Response, ApiError> {
+    // The token is read in place from the body (or the request's headers), not copied.
+    let body: Option<ValidateRequest<'_>> = body.as_deref().map(parse_json).transpose()?;
+    let bearer = bearer.ok();
+    let token = body
+        .as_ref()
+        .and_then(|b| b.token.as_deref())
+        .or(bearer.as_deref());
     let response = match token.map(|t| state.auth.check(t)) {
         Some(Ok(verified)) => active(&verified),
         Some(Err(e)) => {
@@ -66,10 +69,10 @@ pub async fn validate(
         }
         None => Json(Introspection::default()).into_response(),
     };
-    no_store(response)
+    Ok(no_store(response))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 pub struct VerifyQuery {
     /// Answer 403 unless the token has this role.
     role: Option<String>,
@@ -84,15 +87,13 @@ pub struct VerifyQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Authenticated; identity in `X-Auth-User-Id`, `X-Auth-Email`, `X-Auth-Roles`, `X-Auth-Permissions`, `X-Auth-Tenant`, `X-Auth-Session-Id`"),
+        (status = 400, description = "`malformed_request`: the query is not `role` and `permission` once each", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`token_invalid`, `token_expired` or `token_revoked`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the role or permission is missing", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn verify(
-    State(state): State<AppState>,
-    Query(query): Query<VerifyQuery>,
-    request: Request,
-) -> Result<Response, ApiError> {
+pub async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     // The token is read in place from the request's headers, not copied.
+    let query = verify_query(request.uri().query())?;
     let token = bearer_token(request.headers()).map_err(CoreError::Token)?;
     let verified = state.auth.check(token)?;
     AuthService::<Store>::require(
@@ -103,34 +104,26 @@ pub async fn verify(
     Ok(identity_headers(&verified.identity))
 }
 
+/// The `role` and `permission` asked for, if any (most gateways ask for neither).
+fn verify_query(query: Option<&str>) -> Result<VerifyQuery, ApiError> {
+    let Some(query) = query else {
+        return Ok(VerifyQuery::default());
+    };
+    serde_urlencoded::from_str(query).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedRequest,
+            "Malformed query",
+        )
+        .detail(e.to_string())
+    })
+}
+
 /// A verified identity as `X-Auth-*` headers of an empty 200 answer.
 fn identity_headers(identity: &Identity) -> Response {
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
-    headers.reserve(10);
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put("x-auth-user-id", &identity.sub);
-    put("x-auth-email", &identity.email);
-    put("x-auth-roles", &join(&identity.roles));
-    put("x-auth-permissions", &join(&identity.permissions));
-    put("x-auth-tenant", &identity.tenant);
-    put(
-        "x-auth-session-id",
-        identity.sid.as_deref().unwrap_or_default(),
-    );
+    headers.clone_from(identity.forward_auth_headers());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// Comma-separated values, without a new allocation for the common single value.
-fn join(values: &[Box<str>]) -> std::borrow::Cow<'_, str> {
-    match values {
-        [] => "".into(),
-        [one] => (**one).into(),
-        many => many.join(",").into(),
-    }
 }

@@ -111,14 +111,68 @@ async fn verify_answers_the_gateway_with_identity_headers() {
     let app = spawn_app().await;
     let body = app.signup("fw@example.com").await;
     let pair = app.login_pair("fw@example.com").await;
-    let r = app.get_with_token("/auth/verify", &pair.access).await;
+    // Verified in full, then answered from the cache with the identity's rendered headers.
+    let mut request_ids = Vec::new();
+    for _ in 0..2 {
+        let r = app.get_with_token("/auth/verify", &pair.access).await;
+        assert_eq!(r.status(), 200);
+        let h = r.headers();
+        assert_eq!(h["x-auth-user-id"], body["id"].as_str().unwrap());
+        assert_eq!(h["x-auth-email"], "fw@example.com");
+        assert_eq!(h["x-auth-roles"], "user");
+        assert_eq!(h["x-auth-tenant"], "default");
+        assert_eq!(h["x-auth-session-id"], pair.session_id.as_str());
+        assert!(h.contains_key("x-auth-permissions"));
+        assert_eq!(h["cache-control"], "no-store");
+        request_ids.push(h["x-request-id"].clone());
+    }
+    assert_ne!(request_ids[0], request_ids[1]);
+
+    for query in ["role=user&role=admin", "permission=a&permission=b"] {
+        let r = app
+            .get_with_token(&format!("/auth/verify?{query}"), &pair.access)
+            .await;
+        assert_problem(r, 400, "malformed_request").await;
+    }
+    // Unknown parameters are ignored, as gateways may add their own.
+    let r = app
+        .get_with_token("/auth/verify?role=user&from=gateway", &pair.access)
+        .await;
     assert_eq!(r.status(), 200);
-    let h = r.headers();
-    assert_eq!(h["x-auth-user-id"], body["id"].as_str().unwrap());
-    assert_eq!(h["x-auth-email"], "fw@example.com");
-    assert_eq!(h["x-auth-roles"], "user");
-    assert_eq!(h["x-auth-tenant"], "default");
-    assert_eq!(h["x-auth-session-id"], pair.session_id.as_str());
+    for authorization in [
+        format!("bearer {}", pair.access),
+        format!("BEARER   {}  ", pair.access),
+    ] {
+        let r = app
+            .client
+            .get(app.url("/auth/verify"))
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "the scheme is case-insensitive");
+    }
+    for authorization in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    "] {
+        let r = app
+            .client
+            .get(app.url("/auth/verify"))
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 401, "token_invalid").await;
+    }
+    let r = app
+        .client
+        .get(app.url("/auth/verify"))
+        .header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(b"Bearer caf\xc3\xa9.x.y").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "token_invalid").await;
 
     let r = app.get("/auth/verify").await;
     assert!(r.headers().contains_key("www-authenticate"));

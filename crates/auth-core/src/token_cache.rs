@@ -34,7 +34,20 @@ struct Entry {
     identity: Arc<Identity>,
 }
 
-type Shard = RwLock<HashMap<TokenKey, Entry, BuildHasherDefault<KeyHasher>>>;
+/// A shard of the map behind its own lock, alone in its cache lines: taking a read lock writes
+/// to the lock word, and two cores reading neighbouring shards would otherwise pass the line
+/// back and forth on every hit.
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard(RwLock<HashMap<TokenKey, Entry, BuildHasherDefault<KeyHasher>>>);
+
+impl std::ops::Deref for Shard {
+    type Target = RwLock<HashMap<TokenKey, Entry, BuildHasherDefault<KeyHasher>>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 /// Shards of the map, each behind its own lock, so the worker threads do not all take (and
 /// bounce between their caches) the same lock word on every request.

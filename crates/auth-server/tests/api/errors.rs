@@ -106,3 +106,57 @@ async fn the_request_id_is_kept_when_sane_and_made_up_otherwise() {
     let r = app.get("/health").await;
     assert!(uuid::Uuid::parse_str(r.headers()["x-request-id"].to_str().unwrap()).is_ok());
 }
+
+/// Sends `head` and then each of `parts` a moment apart on one connection (`Connection:
+/// close`) and answers with the status and body of the response.
+async fn raw_request(app_addr: &str, head: &str, parts: &[&[u8]]) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app_addr.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    for part in parts {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        socket.write_all(part).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let (headers, body) = answer.split_once("\r\n\r\n").unwrap();
+    let body = if headers
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // One chunk and the last: `<size>\r\n<data>\r\n0\r\n\r\n`.
+        body.split("\r\n").nth(1).unwrap_or_default()
+    } else {
+        body
+    };
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn bodies_arriving_in_pieces_are_read_whole() {
+    let app = spawn_app().await;
+    app.signup("pieces@example.com").await;
+    let token = app.login_pair("pieces@example.com").await.access;
+    let body = format!(r#"{{"token":"{token}"}}"#);
+    let (first, second) = body.as_bytes().split_at(body.len() / 2);
+
+    // A declared length, sent in two writes.
+    let head = format!(
+        "POST /auth/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (status, answer) = raw_request(&app.addr, &head, &[first, second]).await;
+    assert_eq!((status, answer["active"].as_bool()), (200, Some(true)));
+
+    // Chunked, in two chunks.
+    let head = "POST /auth/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let chunk = |data: &[u8]| [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat();
+    let (a, b) = (chunk(first), chunk(second));
+    let (status, answer) = raw_request(&app.addr, head, &[&a, &b, b"0\r\n\r\n"]).await;
+    assert_eq!((status, answer["active"].as_bool()), (200, Some(true)));
+}

@@ -92,8 +92,8 @@ pub struct VerifyQuery {
         (status = 403, description = "`forbidden`: the role or permission is missing", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    // The token is read in place from the request's headers, not copied.
     let query = verify_query(request.uri().query())?;
+    // The token is read in place from the request's headers, not copied.
     let token = bearer_token(request.headers()).map_err(CoreError::Token)?;
     let verified = state.auth.check(token)?;
     AuthService::<Store>::require(

@@ -83,10 +83,13 @@ pub trait SessionRepository: Send + Sync {
         token_hash: &str,
     ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send;
 
-    /// A refresh in one transaction: reads the token with this hash, its session and user;
-    /// when the token is unused, `plan` decides on what it read and the rotation it returns
-    /// is written in the same transaction: the token marked used with the sealed successor,
-    /// the successor's hash stored, the session's idle expiry slid, the audit event added.
+    /// A refresh: reads the token with this hash, its session and user; when the token is
+    /// unused, `plan` decides on what it read and the rotation it returns is written at once,
+    /// all or nothing: the token marked used with the sealed successor, the successor's hash
+    /// stored, the session's idle expiry slid, the audit event added. The read takes no lock
+    /// (the plan, which signs a token, runs outside any); the write claims the token only
+    /// while it is still unused and its session unrevoked, so of two concurrent rotations of
+    /// one token exactly one writes, and none writes into a session revoked meanwhile.
     /// `plan` returning `None` changes nothing.
     fn rotate_refresh_token<F>(
         &self,
@@ -143,8 +146,8 @@ pub enum RotationOutcome {
     Used(Box<RefreshRecord>),
     /// The plan declined; nothing changed.
     Declined,
-    /// Another transaction used the token between the read and the write (possible only
-    /// without the read lock of SQLite's `BEGIN IMMEDIATE`); nothing changed.
+    /// Between the read and the write, what the plan relied on changed: another rotation
+    /// used the token, or the session was revoked; nothing changed.
     Raced,
     /// Rotated and committed.
     Rotated,

@@ -70,13 +70,19 @@ fn clip(value: &Option<String>) -> Option<String> {
 }
 
 /// The insert of one audit event, its nine parameters numbered from `$first` (bound by
-/// [`bind_audit`] in that order).
-fn audit_insert_sql(first: usize) -> String {
-    let values: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
+/// [`bind_audit`] in that order): one row, or one per row of `from` when given.
+fn audit_insert_sql(first: usize, from: Option<&str>) -> String {
+    let values = (first..first + 9)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = match from {
+        None => format!("VALUES ({values})"),
+        Some(from) => format!("SELECT {values} FROM {from}"),
+    };
     format!(
         "INSERT INTO audit_events (id, tenant_id, kind, user_id, session_id, ip, user_agent, \
-         detail, created_at) VALUES ({})",
-        values.join(", ")
+         detail, created_at) {rows}"
     )
 }
 
@@ -98,7 +104,7 @@ type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| audit_insert_sql(1));
+    let sql = SQL.get_or_init(|| audit_insert_sql(1, None));
     bind_audit(sqlx::query(sql), e)
         .execute(conn)
         .await
@@ -117,12 +123,54 @@ fn create_session_sql(backend: Backend) -> &'static str {
     static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
     match backend {
         Backend::Sqlite => SQL[0].get_or_init(|| {
-            let audit = audit_insert_sql(10);
+            let audit = audit_insert_sql(10, None);
             format!("{SESSION}; {TOKEN}; {audit}")
         }),
         Backend::Postgres => SQL[1].get_or_init(|| {
-            let audit = audit_insert_sql(10);
+            let audit = audit_insert_sql(10, None);
             format!("WITH s AS ({SESSION}), t AS ({TOKEN}) {audit}")
+        }),
+    }
+}
+
+/// The writes of a rotation, decided on a read that took no lock: the presented token claimed
+/// with its sealed successor pair, but only while it is unused and its session unrevoked; then,
+/// only if that claim is in place, the successor's hash stored, the session's idle expiry slid
+/// and the audit event recorded. So a rotation planned on what another request changed in the
+/// meantime (a concurrent rotation of the same token, a revocation) writes nothing, and of two
+/// concurrent rotations of one token exactly one writes. Parameters: $1 now, $2 the sealed
+/// successor (unique: it is sealed under a random nonce, so it marks this claim), $3 the presented
+/// token's hash, $4 the successor's hash, $5 the idle expiry, $6 the session id, $7.. the audit
+/// event ([`bind_audit`]).
+///
+/// SQLite runs four statements in one call (inside `BEGIN IMMEDIATE`), each after the claim
+/// conditioned on finding it; PostgreSQL one statement (data-modifying `WITH`) whose other writes
+/// take their rows from the claim's.
+fn rotation_sql(backend: Backend) -> &'static str {
+    const CLAIM: &str = "UPDATE refresh_tokens SET used_at = $1, successor_sealed = $2 \
+         WHERE token_hash = $3 AND used_at IS NULL \
+         AND EXISTS (SELECT 1 FROM sessions WHERE id = $6 AND revoked_at IS NULL)";
+    const TOUCH: &str = "UPDATE sessions SET last_used_at = $1, idle_expires_at = $5 \
+         WHERE id = $6 AND revoked_at IS NULL";
+    static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    match backend {
+        Backend::Sqlite => SQL[0].get_or_init(|| {
+            const CLAIMED: &str = "EXISTS (SELECT 1 FROM refresh_tokens \
+                 WHERE token_hash = $3 AND successor_sealed = $2)";
+            let audit = audit_insert_sql(7, Some(&format!("(SELECT 1) WHERE {CLAIMED}")));
+            format!(
+                "{CLAIM}; INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
+                 SELECT $4, $6, $1 WHERE {CLAIMED}; {TOUCH} AND {CLAIMED}; {audit}"
+            )
+        }),
+        Backend::Postgres => SQL[1].get_or_init(|| {
+            let audit = audit_insert_sql(7, Some("claimed"));
+            format!(
+                "WITH claimed AS ({CLAIM} RETURNING token_hash), \
+                 successor AS (INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
+                 SELECT $4, $6, $1 FROM claimed), \
+                 touched AS ({TOUCH} AND EXISTS (SELECT 1 FROM claimed)) {audit}"
+            )
         }),
     }
 }
@@ -188,6 +236,45 @@ impl Store {
             successor_sealed: r.successor_sealed,
         }))
     }
+
+    /// The writes of a rotation ([`rotation_sql`]); whether its claim held. On SQLite they
+    /// run in a transaction of their own, in this process's turn to write.
+    async fn write_rotation(
+        &self,
+        token_hash: &str,
+        session_id: &str,
+        rotation: &Rotation,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query(rotation_sql(self.backend()))
+            .bind(rotation.now)
+            .bind(&rotation.successor_sealed)
+            .bind(token_hash)
+            .bind(&rotation.successor_hash)
+            .bind(rotation.idle_expires_at)
+            .bind(session_id);
+        let query = bind_audit(query, audit);
+        match self.backend() {
+            // PostgreSQL counts the rows of the main statement: the audit event, written only
+            // with the claim.
+            Backend::Postgres => {
+                let written = query.execute(self.writer()).await.map_err(map_err)?;
+                Ok(written.rows_affected() == 1)
+            }
+            // SQLite counts the rows of all four statements: four with the claim, none without.
+            Backend::Sqlite => {
+                let (_turn, mut tx) = self.begin_write().await?;
+                let written = query.execute(&mut *tx).await.map_err(map_err)?;
+                match written.rows_affected() {
+                    4 => tx.commit().await.map_err(map_err).map(|()| true),
+                    0 => tx.rollback().await.map_err(map_err).map(|()| false),
+                    n => Err(StoreError::Other(
+                        format!("a rotation wrote {n} rows instead of 4; rolled back").into(),
+                    )),
+                }
+            }
+        }
+    }
 }
 
 impl SessionRepository for Store {
@@ -242,8 +329,9 @@ impl SessionRepository for Store {
     where
         F: FnOnce(&RefreshRecord) -> Option<(Rotation, AuditEvent)> + Send,
     {
-        let (_turn, mut tx) = self.begin_write().await?;
-        let Some(record) = self.read_refresh_token(&mut tx, token_hash).await? else {
+        // Read and planned (the new access token signed, the successor pair sealed) outside
+        // any lock; the write claims the token only if what the plan relied on still holds.
+        let Some(record) = self.find_refresh_token(token_hash).await? else {
             return Ok(RotationOutcome::Unknown);
         };
         if record.used_at.is_some() {
@@ -252,44 +340,14 @@ impl SessionRepository for Store {
         let Some((rotation, audit)) = plan(&record) else {
             return Ok(RotationOutcome::Declined);
         };
-        let session_id = &record.session.id;
-        // Conditional, so that on PostgreSQL (no read lock) exactly one of two concurrent
-        // rotations of a token wins; the other finds it used and answers as a replay.
-        let claimed = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $1, successor_sealed = $2 \
-             WHERE token_hash = $3 AND used_at IS NULL",
-        )
-        .bind(rotation.now)
-        .bind(&rotation.successor_sealed)
-        .bind(token_hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        if claimed != 1 {
-            return Ok(RotationOutcome::Raced);
-        }
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(&rotation.successor_hash)
-        .bind(session_id)
-        .bind(rotation.now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "UPDATE sessions SET last_used_at = $1, idle_expires_at = $2 WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(rotation.now)
-        .bind(rotation.idle_expires_at)
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(RotationOutcome::Rotated)
+        let claimed = self
+            .write_rotation(token_hash, &record.session.id, &rotation, &audit)
+            .await?;
+        Ok(if claimed {
+            RotationOutcome::Rotated
+        } else {
+            RotationOutcome::Raced
+        })
     }
 
     #[instrument(skip_all, err, fields(session_id = %session_id))]

@@ -32,8 +32,9 @@ impl<R: Repository> AuthService<R> {
             RefreshToken::parse(presented).ok_or(CoreError::Token(TokenRejection::Malformed))?;
         let hash = token.hash();
         let now = now_unix();
-        // Everything the refresh decides happens inside the rotation transaction, on what it
-        // read; `issued` carries the answer (or the refusal) out of it.
+        // The refresh decides on what the rotation read; its write takes effect only if the
+        // token is still unused and the session unrevoked (else `Raced`, answered from what a
+        // fresh read finds). `issued` carries the answer (or the refusal) out of the plan.
         let mut issued: Option<Result<IssuedTokens, CoreError>> = None;
         let outcome = self
             .repo

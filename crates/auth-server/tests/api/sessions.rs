@@ -1,4 +1,6 @@
-use auth_core::session::RefreshToken;
+use auth_core::now_unix;
+use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
+use auth_core::session::{AuditEvent, RefreshRecord, RefreshToken};
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, Pair, assert_problem, eventually, spawn_app, spawn_app_with};
@@ -593,5 +595,106 @@ async fn clients_that_give_up_mid_request_leave_no_transaction_behind() {
         app.count("SELECT COUNT(*) FROM users WHERE email = 'after@example.com'")
             .await,
         1
+    );
+}
+
+/// A rotation is decided on a read that takes no lock and written only if what it relied on
+/// still holds: here, between the read and the write (inside the plan), the session is revoked
+/// in one case and the token rotated by another request in the other. Neither stale rotation
+/// may write anything: no successor, no slid expiry, no audit event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
+    let app = spawn_app().await;
+    let store = app.state.store.clone();
+    let rt = tokio::runtime::Handle::current();
+    app.signup("stale@example.com").await;
+    let rotation_of = |record: &RefreshRecord| {
+        let now = now_unix();
+        let sealed = RefreshToken::generate().as_str().to_owned();
+        let rotation = Rotation {
+            successor_hash: RefreshToken::generate().hash(),
+            successor_sealed: sealed,
+            now,
+            idle_expires_at: now + 60,
+        };
+        let audit = AuditEvent::new("token_refreshed", &record.session.tenant, now)
+            .session(&record.session.id);
+        (rotation, audit)
+    };
+
+    // The session is revoked after the read.
+    let revoked = app.login_pair("stale@example.com").await;
+    let hash = RefreshToken::parse(&revoked.refresh).unwrap().hash();
+    let outcome = store
+        .rotate_refresh_token(&hash, |record| {
+            let audit = AuditEvent::new("session_revoked", &record.session.tenant, now_unix());
+            let done = tokio::task::block_in_place(|| {
+                rt.block_on(store.revoke_session(&record.session.id, None, "test", audit))
+            });
+            assert!(done.unwrap(), "the session was live when read");
+            Some(rotation_of(record))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotationOutcome::Raced), "{outcome:?}");
+    let in_session = |sql: &str, id: &str| sql.replace("{id}", id);
+    let sid = &revoked.session_id;
+    assert_eq!(
+        app.count(&in_session(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = '{id}'",
+            sid
+        ))
+        .await,
+        1,
+        "no successor"
+    );
+    assert_eq!(
+        app.count(&in_session(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = '{id}' AND used_at IS NULL",
+            sid
+        ))
+        .await,
+        1,
+        "the presented token stays unused"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token_refreshed'")
+            .await,
+        0
+    );
+    // The client hears that its session is revoked.
+    let r = app.refresh(&revoked.refresh).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "token_revoked");
+
+    // The token is rotated by another request after the read.
+    let raced = app.login_pair("stale@example.com").await;
+    let hash = RefreshToken::parse(&raced.refresh).unwrap().hash();
+    let outcome = store
+        .rotate_refresh_token(&hash, |record| {
+            let first = tokio::task::block_in_place(|| {
+                rt.block_on(store.rotate_refresh_token(&hash, |record| Some(rotation_of(record))))
+            });
+            assert!(matches!(first, Ok(RotationOutcome::Rotated)), "{first:?}");
+            Some(rotation_of(record))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotationOutcome::Raced), "{outcome:?}");
+    let sid = &raced.session_id;
+    assert_eq!(
+        app.count(&in_session(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = '{id}'",
+            sid
+        ))
+        .await,
+        2,
+        "one successor, the first rotation's"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token_refreshed'")
+            .await,
+        1,
+        "one audit event, the first rotation's"
     );
 }

@@ -158,8 +158,8 @@ async fn main() {
     println!("{result}");
 }
 
-/// Each worker rotates its own chain through the store's rotation transaction, as fast as the
-/// store allows; the user and sessions are created first.
+/// Each worker rotates its own chain through the store's rotation (its read, then its one
+/// write), as fast as the store allows; the user and sessions are created first.
 async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
     let store = Store::connect(url, &StoreOptions::default())
         .await
@@ -195,10 +195,11 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
             while Instant::now() < deadline {
                 let next = RefreshToken::generate();
                 let now = now_unix();
-                // The same transaction as a refresh of the service: the read of the token,
-                // session, user and roles, then the writes, with a sealed successor of the
-                // size the service writes (an access token is about 600 bytes); only the
-                // signing of that access token is left out.
+                // The same rotation as a refresh of the service: the read of the token,
+                // session, user and roles, then the write that claims the token and adds
+                // the rest, with a sealed successor of the size the service writes (an
+                // access token is about 600 bytes); only the signing of that access token
+                // is left out.
                 let outcome = store
                     .rotate_refresh_token(&token.hash(), |record| {
                         let sealed = token.seal_successor(&Successor {

@@ -70,15 +70,16 @@ fn clip(value: &Option<String>) -> Option<String> {
 }
 
 /// The insert of one audit event, its nine parameters numbered from `$first` (bound by
-/// [`bind_audit`] in that order): one row, or one per row of `from` when given.
-fn audit_insert_sql(first: usize, from: Option<&str>) -> String {
+/// [`bind_audit`] in that order): one row, or the rows of `SELECT <the parameters> <rest>`
+/// when `rest` (its `FROM` and `WHERE` clauses) is given.
+fn audit_insert_sql(first: usize, rest: Option<&str>) -> String {
     let values = (first..first + 9)
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = match from {
+    let rows = match rest {
         None => format!("VALUES ({values})"),
-        Some(from) => format!("SELECT {values} FROM {from}"),
+        Some(rest) => format!("SELECT {values} {rest}"),
     };
     format!(
         "INSERT INTO audit_events (id, tenant_id, kind, user_id, session_id, ip, user_agent, \
@@ -157,14 +158,14 @@ fn rotation_sql(backend: Backend) -> &'static str {
         Backend::Sqlite => SQL[0].get_or_init(|| {
             const CLAIMED: &str = "EXISTS (SELECT 1 FROM refresh_tokens \
                  WHERE token_hash = $3 AND successor_sealed = $2)";
-            let audit = audit_insert_sql(7, Some(&format!("(SELECT 1) WHERE {CLAIMED}")));
+            let audit = audit_insert_sql(7, Some(&format!("WHERE {CLAIMED}")));
             format!(
                 "{CLAIM}; INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
                  SELECT $4, $6, $1 WHERE {CLAIMED}; {TOUCH} AND {CLAIMED}; {audit}"
             )
         }),
         Backend::Postgres => SQL[1].get_or_init(|| {
-            let audit = audit_insert_sql(7, Some("claimed"));
+            let audit = audit_insert_sql(7, Some("FROM claimed"));
             format!(
                 "WITH claimed AS ({CLAIM} RETURNING token_hash), \
                  successor AS (INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
@@ -265,9 +266,14 @@ impl Store {
             Backend::Sqlite => {
                 let (_turn, mut tx) = self.begin_write().await?;
                 let written = query.execute(&mut *tx).await.map_err(map_err)?;
-                match written.rows_affected() {
-                    4 => tx.commit().await.map_err(map_err).map(|()| true),
-                    0 => tx.rollback().await.map_err(map_err).map(|()| false),
+                let rows = written.rows_affected();
+                if rows == 4 {
+                    tx.commit().await.map_err(map_err)?;
+                    return Ok(true);
+                }
+                tx.rollback().await.map_err(map_err)?;
+                match rows {
+                    0 => Ok(false),
                     n => Err(StoreError::Other(
                         format!("a rotation wrote {n} rows instead of 4; rolled back").into(),
                     )),

@@ -3,7 +3,9 @@ use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
 use auth_core::session::{AuditEvent, RefreshRecord, RefreshToken};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Pair, assert_problem, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{
+    PASSWORD, Pair, TestApp, assert_problem, eventually, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn login_opens_a_session_and_stores_only_the_refresh_token_hash() {
@@ -624,6 +626,11 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
 
     // The session is revoked after the read.
     let revoked = app.login_pair("stale@example.com").await;
+    let idle_sql = format!(
+        "SELECT idle_expires_at FROM sessions WHERE id = '{}'",
+        revoked.session_id
+    );
+    let idle_before = app.count(&idle_sql).await;
     let hash = RefreshToken::parse(&revoked.refresh).unwrap().hash();
     let outcome = store
         .rotate_refresh_token(&hash, |record| {
@@ -637,25 +644,17 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
         .await
         .unwrap();
     assert!(matches!(outcome, RotationOutcome::Raced), "{outcome:?}");
-    let in_session = |sql: &str, id: &str| sql.replace("{id}", id);
     let sid = &revoked.session_id;
+    assert_eq!(tokens_of(&app, sid, "").await, 1, "no successor");
     assert_eq!(
-        app.count(&in_session(
-            "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = '{id}'",
-            sid
-        ))
-        .await,
-        1,
-        "no successor"
-    );
-    assert_eq!(
-        app.count(&in_session(
-            "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = '{id}' AND used_at IS NULL",
-            sid
-        ))
-        .await,
+        tokens_of(&app, sid, "AND used_at IS NULL").await,
         1,
         "the presented token stays unused"
+    );
+    assert_eq!(
+        app.count(&idle_sql).await,
+        idle_before,
+        "the idle expiry did not slide"
     );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token_refreshed'")
@@ -681,13 +680,8 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
         .await
         .unwrap();
     assert!(matches!(outcome, RotationOutcome::Raced), "{outcome:?}");
-    let sid = &raced.session_id;
     assert_eq!(
-        app.count(&in_session(
-            "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = '{id}'",
-            sid
-        ))
-        .await,
+        tokens_of(&app, &raced.session_id, "").await,
         2,
         "one successor, the first rotation's"
     );
@@ -697,4 +691,12 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
         1,
         "one audit event, the first rotation's"
     );
+}
+
+/// Refresh tokens of a session, with an extra condition.
+async fn tokens_of(app: &TestApp, session_id: &str, and: &str) -> i64 {
+    app.count(&format!(
+        "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = '{session_id}' {and}"
+    ))
+    .await
 }

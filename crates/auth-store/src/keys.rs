@@ -57,7 +57,7 @@ impl Store {
 impl Store {
     /// Inserts a key in the given state, in this process's write turn.
     async fn insert_key(&self, key: &StoredKey, state: KeyState) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
+        let mut writer = self.writer().await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, created_at, \
              activated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
@@ -69,9 +69,9 @@ impl Store {
         .bind(state.as_str())
         .bind(key.created_at)
         .bind(key.activated_at)
-        .execute(self.writer())
+        .execute(writer.conn())
         .await
-        .map_err(map_err)?;
+        .map_err(|e| self.write_err(e))?;
         Ok(())
     }
 }
@@ -94,7 +94,8 @@ impl KeyRepository for Store {
 
     #[instrument(skip_all, err, fields(kid = %new_kid))]
     async fn promote_key(&self, new_kid: &str, now: i64) -> Result<bool, StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
         // Claim the promotion first: only one instance sees the next key still `next`.
         // The active key is retired before the new one activates (one active key at a time).
         let claimed =
@@ -102,7 +103,7 @@ impl KeyRepository for Store {
                 .bind(new_kid)
                 .execute(&mut *tx)
                 .await
-                .map_err(map_err)?
+                .map_err(|e| self.write_err(e))?
                 .rows_affected();
         if claimed != 1 {
             return Ok(false);
@@ -113,27 +114,27 @@ impl KeyRepository for Store {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
+        .map_err(|e| self.write_err(e))?;
         sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE kid = $2 AND state = 'next'")
             .bind(now)
             .bind(new_kid)
             .execute(&mut *tx)
             .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+            .map_err(|e| self.write_err(e))?;
+        tx.commit().await.map_err(|e| self.write_err(e))?;
         Ok(true)
     }
 
     #[instrument(skip_all, err)]
     async fn remove_retired_keys(&self, retired_before: i64) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
+        let mut writer = self.writer().await?;
         let done = sqlx::query(
             "UPDATE signing_keys SET state = 'removed' WHERE state = 'retired' AND retired_at < $1",
         )
         .bind(retired_before)
-        .execute(self.writer())
+        .execute(writer.conn())
         .await
-        .map_err(map_err)?;
+        .map_err(|e| self.write_err(e))?;
         Ok(done.rows_affected())
     }
 

@@ -11,13 +11,15 @@ mod users;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use auth_core::StoreError;
 use auth_core::repo::HealthRepository;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 
 pub use error::map_err;
 
@@ -72,16 +74,55 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// SQLite: a pool of the one connection that writes; PostgreSQL: the same pool.
-    writer: AnyPool,
     backend: Backend,
-    /// SQLite has one writer at a time. Writers of this process queue here, in order, instead
-    /// of in SQLite's busy handler, which sleeps and retries (long tail latencies under load).
-    turn: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the one connection every write of this process runs on.
+    writer: Arc<SqliteWriter>,
 }
 
-/// Held while a write runs on SQLite; nothing on PostgreSQL.
-pub(crate) type WriteGuard<'a> = Option<tokio::sync::MutexGuard<'a, ()>>;
+/// SQLite has one writer at a time. The writes of this process queue here, in order, for
+/// the one connection they all run on (instead of in SQLite's busy handler, which sleeps and
+/// retries: long tail latencies under load). Its page cache stays valid from one transaction
+/// to the next (only its own writes change the file), where a write on a pooled connection
+/// would first re-read the pages the other connections' writes invalidated. The connection is
+/// owned, not pooled: a pool pings every connection it gets back, a round trip to the
+/// connection's thread that would sit between every two writes.
+struct SqliteWriter {
+    /// `None` until the first write, after [`Store::close`], and after a failure that may have
+    /// left the connection unusable.
+    slot: tokio::sync::Mutex<Option<AnyConnection>>,
+    connect: Option<AnyConnectOptions>,
+    pragmas: String,
+    /// A write failed in a way that may have left the connection unusable: the next one
+    /// opens a new connection first (closing the old one rolls back whatever it left open).
+    broken: AtomicBool,
+    closed: AtomicBool,
+}
+
+/// The connection a write runs on, held for the write: SQLite's writer connection (no other
+/// write of this process runs meanwhile) or a pooled PostgreSQL connection.
+pub(crate) enum Writer<'a> {
+    Sqlite(tokio::sync::MappedMutexGuard<'a, AnyConnection>),
+    Postgres(PoolConnection<Any>),
+}
+
+impl Writer<'_> {
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        match self {
+            Writer::Sqlite(conn) => conn,
+            Writer::Postgres(conn) => conn,
+        }
+    }
+
+    /// Begins a transaction on this connection. On SQLite it is `BEGIN IMMEDIATE`: the write
+    /// lock is taken before anything is read, so what a transaction reads is what it writes
+    /// over, even with another process writing to the same file.
+    pub(crate) async fn begin(&mut self) -> Result<sqlx::Transaction<'_, Any>, sqlx::Error> {
+        match self {
+            Writer::Sqlite(conn) => conn.begin_with("BEGIN IMMEDIATE").await,
+            Writer::Postgres(conn) => conn.begin().await,
+        }
+    }
+}
 
 impl Store {
     /// Connects to `url`. A SQLite file and its folder are created when missing; SQLite runs
@@ -100,51 +141,61 @@ impl Store {
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
-        // SQLite: every write of this process goes through one connection. Its page cache
-        // stays valid from one transaction to the next (only its own writes change the
-        // file), where a write on a pooled connection first re-reads the pages the other
-        // connections' writes invalidated.
-        let writer = match backend {
-            Backend::Sqlite => pool_options(backend, 1, options)
-                .connect_with(connect)
-                .await
-                .map_err(map_err)?,
-            Backend::Postgres => pool.clone(),
+        let writer = SqliteWriter {
+            slot: tokio::sync::Mutex::new(None),
+            connect: (backend == Backend::Sqlite).then_some(connect),
+            pragmas: sqlite_pragmas(options),
+            broken: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         };
         Ok(Self {
             pool,
-            writer,
             backend,
-            turn: Arc::new(tokio::sync::Mutex::new(())),
+            writer: Arc::new(writer),
         })
     }
 
-    /// Waits for this process's turn to write (SQLite only).
-    pub(crate) async fn write_turn(&self) -> WriteGuard<'_> {
-        match self.backend {
-            Backend::Sqlite => Some(self.turn.lock().await),
-            Backend::Postgres => None,
+    /// Waits for this process's turn to write and returns the connection to write on: on
+    /// SQLite the writer connection (opened first if it is not), on PostgreSQL one of the pool.
+    pub(crate) async fn writer(&self) -> Result<Writer<'_>, StoreError> {
+        let Some(connect) = &self.writer.connect else {
+            let conn = self.pool.acquire().await.map_err(map_err)?;
+            return Ok(Writer::Postgres(conn));
+        };
+        let mut slot = self.writer.slot.lock().await;
+        if self.writer.closed.load(Ordering::Acquire) {
+            return Err(map_err(sqlx::Error::PoolClosed));
         }
+        if self.writer.broken.swap(false, Ordering::AcqRel)
+            && let Some(old) = slot.take()
+        {
+            // Closing it also rolls back whatever transaction it left open.
+            let _ = old.close().await;
+        }
+        if slot.is_none() {
+            let mut conn = AnyConnection::connect_with(connect)
+                .await
+                .map_err(map_err)?;
+            conn.execute(self.writer.pragmas.as_str())
+                .await
+                .map_err(map_err)?;
+            *slot = Some(conn);
+        }
+        tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
+            .map(Writer::Sqlite)
+            .map_err(|_| StoreError::Other("the writer connection is missing".into()))
     }
 
-    /// Where writes run: SQLite's writer connection, or the PostgreSQL pool.
-    pub(crate) fn writer(&self) -> &AnyPool {
-        &self.writer
-    }
-
-    /// Begins a write transaction in this process's turn. On SQLite it is `BEGIN IMMEDIATE`:
-    /// the write lock is taken before anything is read, so what a transaction reads is what
-    /// it writes over, even with another process writing to the same file.
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> Result<(WriteGuard<'_>, sqlx::Transaction<'static, sqlx::Any>), StoreError> {
-        let turn = self.write_turn().await;
-        let tx = match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.writer.begin().await,
+    /// Maps an error of a write. On SQLite, one that may have left the writer connection
+    /// unusable (its thread gone, an I/O error) has the next write open a new connection.
+    pub(crate) fn write_err(&self, e: sqlx::Error) -> StoreError {
+        if matches!(
+            e,
+            sqlx::Error::WorkerCrashed | sqlx::Error::Io(_) | sqlx::Error::Protocol(_)
+        ) {
+            self.writer.broken.store(true, Ordering::Release);
         }
-        .map_err(map_err)?;
-        Ok((turn, tx))
+        map_err(e)
     }
 
     /// SQL aggregating `expr` of a group into one string, separated by
@@ -176,22 +227,32 @@ impl Store {
             .map_err(|e| StoreError::Other(Box::new(e)))
     }
 
-    /// Closes every connection, waiting for those in use to be returned.
+    /// Closes every connection, waiting for those in use to be returned (and for a write in
+    /// progress to end). Writes after this fail as unavailable.
     pub async fn close(&self) {
         self.pool.close().await;
-        self.writer.close().await;
+        let mut slot = self.writer.slot.lock().await;
+        self.writer.closed.store(true, Ordering::Release);
+        if let Some(conn) = slot.take() {
+            let _ = conn.close().await;
+        }
     }
 }
 
 /// A pooled PostgreSQL connection idle for this long is pinged before it is handed out.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(500);
 
-fn pool_options(backend: Backend, max_connections: u32, options: &StoreOptions) -> AnyPoolOptions {
-    let sqlite_pragmas = format!(
+/// What every SQLite connection runs first.
+fn sqlite_pragmas(options: &StoreOptions) -> String {
+    format!(
         "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
          PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{};",
         options.sqlite_cache_kib
-    );
+    )
+}
+
+fn pool_options(backend: Backend, max_connections: u32, options: &StoreOptions) -> AnyPoolOptions {
+    let sqlite_pragmas = sqlite_pragmas(options);
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(options.acquire_timeout)
@@ -268,6 +329,90 @@ mod tests {
             Some(Backend::Postgres)
         );
         assert_eq!(Backend::from_url("mysql://u@h/db"), None);
+    }
+
+    /// A SQLite store on a new file of its own, migrated.
+    async fn sqlite_store() -> (Store, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("auth-store-{}.db", uuid::Uuid::now_v7()));
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        (store, path)
+    }
+
+    async fn audit_count(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    fn remove(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_writer_connection_is_replaced_and_what_it_left_open_rolled_back() {
+        use auth_core::repo::SessionRepository;
+        use auth_core::session::AuditEvent;
+
+        let (store, path) = sqlite_store().await;
+        {
+            let mut writer = store.writer().await.unwrap();
+            // A write cut off inside its transaction (which holds the file's write lock)...
+            writer
+                .conn()
+                .execute(
+                    "BEGIN IMMEDIATE; INSERT INTO audit_events (id, tenant_id, kind, created_at) \
+                     VALUES ('left-open', 'default', 'test', 0)",
+                )
+                .await
+                .unwrap();
+            // ...by a failure that may have left the connection unusable.
+            let mapped = store.write_err(sqlx::Error::WorkerCrashed);
+            assert!(matches!(mapped, StoreError::Unavailable(_)), "{mapped:?}");
+        }
+        // The next write runs on a new connection: the old one's transaction was rolled back
+        // when it closed, and the write lock released with it.
+        store
+            .record_audit(AuditEvent::new("after", "default", 1))
+            .await
+            .unwrap();
+        let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM audit_events")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(kinds, ["after"]);
+
+        // An error of the query, not of the connection, keeps the connection.
+        let _ = store.write_err(sqlx::Error::RowNotFound);
+        assert!(!store.writer.broken.load(Ordering::Acquire));
+        store.close().await;
+        remove(&path);
+    }
+
+    #[tokio::test]
+    async fn writes_after_close_fail_as_unavailable() {
+        use auth_core::repo::SessionRepository;
+        use auth_core::session::AuditEvent;
+
+        let (store, path) = sqlite_store().await;
+        store
+            .record_audit(AuditEvent::new("before", "default", 1))
+            .await
+            .unwrap();
+        assert_eq!(audit_count(&store).await, 1);
+        store.close().await;
+        let refused = store
+            .record_audit(AuditEvent::new("after", "default", 2))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
+        remove(&path);
     }
 
     #[test]

@@ -103,13 +103,10 @@ fn bind_audit<'q>(query: AnyQuery<'q>, e: &'q AuditEvent) -> AnyQuery<'q> {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
-async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), StoreError> {
+async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), sqlx::Error> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| audit_insert_sql(1, None));
-    bind_audit(sqlx::query(sql), e)
-        .execute(conn)
-        .await
-        .map_err(map_err)?;
+    bind_audit(sqlx::query(sql), e).execute(conn).await?;
     Ok(())
 }
 
@@ -255,23 +252,30 @@ impl Store {
             .bind(rotation.idle_expires_at)
             .bind(session_id);
         let query = bind_audit(query, audit);
+        let mut writer = self.writer().await?;
         match self.backend() {
             // PostgreSQL counts the rows of the main statement: the audit event, written only
             // with the claim.
             Backend::Postgres => {
-                let written = query.execute(self.writer()).await.map_err(map_err)?;
+                let written = query
+                    .execute(writer.conn())
+                    .await
+                    .map_err(|e| self.write_err(e))?;
                 Ok(written.rows_affected() == 1)
             }
             // SQLite counts the rows of all four statements: four with the claim, none without.
             Backend::Sqlite => {
-                let (_turn, mut tx) = self.begin_write().await?;
-                let written = query.execute(&mut *tx).await.map_err(map_err)?;
+                let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
+                let written = query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.write_err(e))?;
                 let rows = written.rows_affected();
                 if rows == 4 {
-                    tx.commit().await.map_err(map_err)?;
+                    tx.commit().await.map_err(|e| self.write_err(e))?;
                     return Ok(true);
                 }
-                tx.rollback().await.map_err(map_err)?;
+                tx.rollback().await.map_err(|e| self.write_err(e))?;
                 match rows {
                     0 => Ok(false),
                     n => Err(StoreError::Other(
@@ -302,17 +306,24 @@ impl SessionRepository for Store {
             .bind(session.absolute_expires_at)
             .bind(&token_hash);
         let query = bind_audit(query, &audit);
+        let mut writer = self.writer().await?;
         match self.backend() {
             // One statement is one transaction: no BEGIN and COMMIT round trips.
             Backend::Postgres => {
-                query.execute(self.writer()).await.map_err(map_err)?;
+                query
+                    .execute(writer.conn())
+                    .await
+                    .map_err(|e| self.write_err(e))?;
                 Ok(())
             }
             // Three statements in one call to the writer's thread, inside BEGIN IMMEDIATE.
             Backend::Sqlite => {
-                let (_turn, mut tx) = self.begin_write().await?;
-                query.execute(&mut *tx).await.map_err(map_err)?;
-                tx.commit().await.map_err(map_err)
+                let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.write_err(e))?;
+                tx.commit().await.map_err(|e| self.write_err(e))
             }
         }
     }
@@ -364,7 +375,8 @@ impl SessionRepository for Store {
         reason: &str,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
              WHERE id = $3 AND revoked_at IS NULL AND ($4 IS NULL OR user_id = $4)",
@@ -375,13 +387,15 @@ impl SessionRepository for Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await
-        .map_err(map_err)?
+        .map_err(|e| self.write_err(e))?
         .rows_affected();
         if done == 0 {
             return Ok(false);
         }
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_err)?;
+        insert_audit(&mut tx, &audit)
+            .await
+            .map_err(|e| self.write_err(e))?;
+        tx.commit().await.map_err(|e| self.write_err(e))?;
         Ok(true)
     }
 
@@ -392,7 +406,8 @@ impl SessionRepository for Store {
         reason: &str,
         audit: AuditEvent,
     ) -> Result<Vec<String>, StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
         let ids = sqlx::query_scalar::<Any, String>(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
              WHERE user_id = $3 AND revoked_at IS NULL RETURNING id",
@@ -402,9 +417,11 @@ impl SessionRepository for Store {
         .bind(user_id)
         .fetch_all(&mut *tx)
         .await
-        .map_err(map_err)?;
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_err)?;
+        .map_err(|e| self.write_err(e))?;
+        insert_audit(&mut tx, &audit)
+            .await
+            .map_err(|e| self.write_err(e))?;
+        tx.commit().await.map_err(|e| self.write_err(e))?;
         Ok(ids)
     }
 
@@ -435,8 +452,9 @@ impl SessionRepository for Store {
 
     #[instrument(skip_all, err, fields(kind = audit.kind))]
     async fn record_audit(&self, audit: AuditEvent) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let mut conn = self.writer().acquire().await.map_err(map_err)?;
-        insert_audit(&mut conn, &audit).await
+        let mut writer = self.writer().await?;
+        insert_audit(writer.conn(), &audit)
+            .await
+            .map_err(|e| self.write_err(e))
     }
 }

@@ -93,7 +93,7 @@ impl UserRow {
 pub(crate) async fn roles_of(
     conn: &mut AnyConnection,
     user_id: &str,
-) -> Result<(Vec<String>, Vec<String>), StoreError> {
+) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let rows = sqlx::query_as::<Any, (String, Option<String>)>(
         "SELECT r.role_name, p.permission FROM user_roles r \
          LEFT JOIN role_permissions p ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
@@ -101,8 +101,7 @@ pub(crate) async fn roles_of(
     )
     .bind(user_id)
     .fetch_all(conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     let roles = sorted_roles(rows.iter().map(|(r, _)| r.clone()).collect());
     let permissions = sorted_permissions(rows.into_iter().filter_map(|(_, p)| p).collect());
     Ok((roles, permissions))
@@ -144,7 +143,8 @@ pub(crate) fn split_list(list: Option<String>) -> Vec<String> {
 impl UserRepository for Store {
     #[instrument(skip_all, err, fields(user_id = %user.id))]
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
         let id = user.id.to_string();
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, email_normalized, username, \
@@ -161,7 +161,7 @@ impl UserRepository for Store {
         .bind(user.now)
         .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
+        .map_err(|e| self.write_err(e))?;
         for role in &user.roles {
             sqlx::query(
                 "INSERT INTO user_roles (user_id, tenant_id, role_name, granted_at) \
@@ -173,10 +173,12 @@ impl UserRepository for Store {
             .bind(user.now)
             .execute(&mut *tx)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.write_err(e))?;
         }
-        let (roles, permissions) = roles_of(&mut tx, &id).await?;
-        tx.commit().await.map_err(map_err)?;
+        let (roles, permissions) = roles_of(&mut tx, &id)
+            .await
+            .map_err(|e| self.write_err(e))?;
+        tx.commit().await.map_err(|e| self.write_err(e))?;
         Ok(User {
             id: user.id,
             tenant: user.tenant.as_str().to_owned(),

@@ -6,6 +6,7 @@ use auth_core::StoreError;
 use auth_core::domain::User;
 use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
 use auth_core::session::{AuditEvent, ClientInfo, RefreshRecord, Session};
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, FromRow};
 use tracing::instrument;
 
@@ -235,10 +236,13 @@ impl Store {
         }))
     }
 
-    /// The writes of a rotation ([`rotation_sql`]); whether its claim held. On SQLite they
-    /// run in a transaction of their own, in this process's turn to write.
+    /// The writes of a rotation ([`rotation_sql`]); whether its claim held. PostgreSQL runs
+    /// them on `conn`, the connection the rotation read on; SQLite gives that reader back and
+    /// runs them in a transaction of their own on the writer connection, in this process's
+    /// turn to write.
     async fn write_rotation(
         &self,
+        mut conn: PoolConnection<Any>,
         token_hash: &str,
         session_id: &str,
         rotation: &Rotation,
@@ -252,19 +256,17 @@ impl Store {
             .bind(rotation.idle_expires_at)
             .bind(session_id);
         let query = bind_audit(query, audit);
-        let mut writer = self.writer().await?;
         match self.backend() {
             // PostgreSQL counts the rows of the main statement: the audit event, written only
             // with the claim.
             Backend::Postgres => {
-                let written = query
-                    .execute(writer.conn())
-                    .await
-                    .map_err(|e| self.write_err(e))?;
+                let written = query.execute(&mut *conn).await.map_err(map_err)?;
                 Ok(written.rows_affected() == 1)
             }
             // SQLite counts the rows of all four statements: four with the claim, none without.
             Backend::Sqlite => {
+                drop(conn);
+                let mut writer = self.writer().await?;
                 let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
                 let written = query
                     .execute(&mut *tx)
@@ -348,7 +350,11 @@ impl SessionRepository for Store {
     {
         // Read and planned (the new access token signed, the successor pair sealed) outside
         // any lock; the write claims the token only if what the plan relied on still holds.
-        let Some(record) = self.find_refresh_token(token_hash).await? else {
+        // The read and, on PostgreSQL, the write share one pooled connection: a refresh takes
+        // one connection from the pool, not two (the pool pings each one it gets back, a round
+        // trip during which that connection serves nobody).
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let Some(record) = self.read_refresh_token(&mut conn, token_hash).await? else {
             return Ok(RotationOutcome::Unknown);
         };
         if record.used_at.is_some() {
@@ -358,7 +364,7 @@ impl SessionRepository for Store {
             return Ok(RotationOutcome::Declined);
         };
         let claimed = self
-            .write_rotation(token_hash, &record.session.id, &rotation, &audit)
+            .write_rotation(conn, token_hash, &record.session.id, &rotation, &audit)
             .await?;
         Ok(if claimed {
             RotationOutcome::Rotated

@@ -16,6 +16,10 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use tokio::sync::mpsc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
@@ -194,33 +198,58 @@ impl Drained {
     }
 }
 
-/// Runs the rest of the request on a task of its own, so that it ends as it would have if the
-/// client had waited. When a client gives up (a timeout, a closed connection), hyper drops the
-/// request's future wherever it waits, also between a transaction's statements; sqlx's SQLite
-/// driver can then be left believing a transaction is still open on the writer connection, and
-/// every later write fails (reproduced under load; the test
-/// `clients_that_give_up_mid_request_leave_no_transaction_behind`). A login, refresh or logout
-/// whose client left is completed: it is the same as one whose answer was lost on the way back.
+/// Runs the rest of the request to its end even if its client does not wait for it. When a
+/// client gives up (a timeout, a closed connection), hyper drops the request's future wherever
+/// it waits, also between a transaction's statements; sqlx's SQLite driver can then be left
+/// believing a transaction is still open on the writer connection, and every later write fails
+/// (reproduced under load; the test `clients_that_give_up_mid_request_leave_no_transaction_behind`).
+/// A login, refresh or logout whose client left is completed: it is the same as one whose answer
+/// was lost on the way back. The request runs in place, and only if it is dropped unfinished
+/// does the rest of it move to a task of its own (spawning every request's task cost a task, a
+/// copy of its future and a wake-up each).
 async fn to_completion(
     State(in_flight): State<InFlight>,
     request: Request,
     next: Next,
 ) -> Response {
     let handled = request_id::carried(next.run(request)).instrument(tracing::Span::current());
-    let task = tokio::spawn(async move {
-        let _in_flight = in_flight;
-        handled.await
-    });
-    match task.await {
-        Ok(response) => response,
-        Err(e) if e.is_panic() => panicked(e.into_panic()),
-        // Only a runtime shutting down cancels the task.
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "The service is shutting down",
-        )
-        .into_response(),
+    Completing(Some((Box::pin(handled), in_flight))).await
+}
+
+/// A request's future that, dropped before it is done, finishes on a task of its own; its
+/// [`InFlight`] clone goes with it, so shutdown waits for it.
+struct Completing<F: Future<Output = Response> + Send + 'static>(Option<(Pin<Box<F>>, InFlight)>);
+
+impl<F: Future<Output = Response> + Send + 'static> Future for Completing<F> {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let Some((handled, _)) = self.0.as_mut() else {
+            return Poll::Ready(
+                ApiError::internal(&"request polled after it ended").into_response(),
+            );
+        };
+        let response = std::task::ready!(handled.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(response)
+    }
+}
+
+impl<F: Future<Output = Response> + Send + 'static> Drop for Completing<F> {
+    fn drop(&mut self) {
+        // A request that panicked is not resumed (CatchPanicLayer answers it); nor is one
+        // whose runtime is gone (shutdown is over).
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some((handled, in_flight)) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _in_flight = in_flight;
+                handled.await
+            });
+        }
     }
 }
 

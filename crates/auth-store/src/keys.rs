@@ -72,6 +72,7 @@ impl Store {
         .execute(writer.conn())
         .await
         .map_err(|e| self.write_err(e))?;
+        writer.finish();
         Ok(())
     }
 }
@@ -106,6 +107,8 @@ impl KeyRepository for Store {
                 .map_err(|e| self.write_err(e))?
                 .rows_affected();
         if claimed != 1 {
+            tx.rollback().await.map_err(|e| self.write_err(e))?;
+            writer.finish();
             return Ok(false);
         }
         sqlx::query(
@@ -122,6 +125,7 @@ impl KeyRepository for Store {
             .await
             .map_err(|e| self.write_err(e))?;
         tx.commit().await.map_err(|e| self.write_err(e))?;
+        writer.finish();
         Ok(true)
     }
 
@@ -135,6 +139,7 @@ impl KeyRepository for Store {
         .execute(writer.conn())
         .await
         .map_err(|e| self.write_err(e))?;
+        writer.finish();
         Ok(done.rows_affected())
     }
 

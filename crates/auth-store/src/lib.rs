@@ -5,6 +5,7 @@
 
 mod error;
 mod keys;
+mod lane;
 mod sessions;
 mod users;
 
@@ -20,6 +21,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
+
+use lane::{Lane, Lease, PING_WHEN_IDLE_FOR};
 
 pub use error::map_err;
 
@@ -77,6 +80,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite: the one connection every write of this process runs on.
     writer: Arc<SqliteWriter>,
+    /// PostgreSQL: the connections of every write and of the hot reads ([`lane`]).
+    lane: Option<Arc<Lane>>,
 }
 
 /// SQLite has one writer at a time. The writes of this process queue here, in order, for
@@ -99,17 +104,26 @@ struct SqliteWriter {
 }
 
 /// The connection a write runs on, held for the write: SQLite's writer connection (no other
-/// write of this process runs meanwhile) or a pooled PostgreSQL connection.
+/// write of this process runs meanwhile) or a PostgreSQL connection of the [`lane`].
+/// [`Writer::finish`] once the write is over; a PostgreSQL connection dropped without it is
+/// closed, which rolls back whatever was left open on it.
 pub(crate) enum Writer<'a> {
     Sqlite(tokio::sync::MappedMutexGuard<'a, AnyConnection>),
-    Postgres(PoolConnection<Any>),
+    Postgres(Lease<'a>),
 }
 
 impl Writer<'_> {
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         match self {
             Writer::Sqlite(conn) => conn,
-            Writer::Postgres(conn) => conn,
+            Writer::Postgres(lease) => lease.conn(),
+        }
+    }
+
+    /// The write is over (committed or rolled back): the connection serves the next one.
+    pub(crate) fn finish(self) {
+        if let Writer::Postgres(lease) = self {
+            lease.finish();
         }
     }
 
@@ -119,7 +133,29 @@ impl Writer<'_> {
     pub(crate) async fn begin(&mut self) -> Result<sqlx::Transaction<'_, Any>, sqlx::Error> {
         match self {
             Writer::Sqlite(conn) => conn.begin_with("BEGIN IMMEDIATE").await,
-            Writer::Postgres(conn) => conn.begin().await,
+            Writer::Postgres(lease) => lease.conn().begin().await,
+        }
+    }
+}
+
+/// A connection for a read on a hot path: on PostgreSQL one of the [`lane`], on SQLite a
+/// reader of the pool. [`Conn::finish`] once the read is over.
+pub(crate) enum Conn<'a> {
+    Pooled(PoolConnection<Any>),
+    Leased(Lease<'a>),
+}
+
+impl Conn<'_> {
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        match self {
+            Conn::Pooled(conn) => conn,
+            Conn::Leased(lease) => lease.conn(),
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        if let Conn::Leased(lease) = self {
+            lease.finish();
         }
     }
 }
@@ -137,10 +173,23 @@ impl Store {
             Backend::Postgres => url.to_owned(),
         };
         let connect = AnyConnectOptions::from_str(&url).map_err(map_err)?;
-        let pool = pool_options(backend, options.max_connections, options)
+        // On PostgreSQL the lane holds up to `max_connections` and the pool, for the other
+        // reads, a quarter of that (at least two).
+        let pool_size = match backend {
+            Backend::Sqlite => options.max_connections,
+            Backend::Postgres => (options.max_connections / 4).max(2),
+        };
+        let pool = pool_options(backend, pool_size, options)
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
+        let lane = (backend == Backend::Postgres).then(|| {
+            Arc::new(Lane::new(
+                connect.clone(),
+                options.max_connections,
+                options.acquire_timeout,
+            ))
+        });
         let writer = SqliteWriter {
             slot: tokio::sync::Mutex::new(None),
             connect: (backend == Backend::Sqlite).then_some(connect),
@@ -152,15 +201,18 @@ impl Store {
             pool,
             backend,
             writer: Arc::new(writer),
+            lane,
         })
     }
 
     /// Waits for this process's turn to write and returns the connection to write on: on
-    /// SQLite the writer connection (opened first if it is not), on PostgreSQL one of the pool.
+    /// SQLite the writer connection (opened first if it is not), on PostgreSQL one of the lane.
     pub(crate) async fn writer(&self) -> Result<Writer<'_>, StoreError> {
+        if let Some(lane) = &self.lane {
+            return Ok(Writer::Postgres(lane.lease().await?));
+        }
         let Some(connect) = &self.writer.connect else {
-            let conn = self.pool.acquire().await.map_err(map_err)?;
-            return Ok(Writer::Postgres(conn));
+            return Err(StoreError::Other("no connection to write on".into()));
         };
         let mut slot = self.writer.slot.lock().await;
         if self.writer.closed.load(Ordering::Acquire) {
@@ -184,6 +236,14 @@ impl Store {
         tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
             .map(Writer::Sqlite)
             .map_err(|_| StoreError::Other("the writer connection is missing".into()))
+    }
+
+    /// A connection for a read on a hot path (see [`Conn`]).
+    pub(crate) async fn hot_conn(&self) -> Result<Conn<'_>, StoreError> {
+        match &self.lane {
+            Some(lane) => Ok(Conn::Leased(lane.lease().await?)),
+            None => Ok(Conn::Pooled(self.pool.acquire().await.map_err(map_err)?)),
+        }
     }
 
     /// Maps an error of a write. On SQLite, one that may have left the writer connection
@@ -227,9 +287,13 @@ impl Store {
             .map_err(|e| StoreError::Other(Box::new(e)))
     }
 
-    /// Closes every connection, waiting for those in use to be returned (and for a write in
-    /// progress to end). Writes after this fail as unavailable.
+    /// Closes every connection: the pool's once they are returned, SQLite's writer once a
+    /// write in progress ends, PostgreSQL's lane's idle ones now and its leased ones as they
+    /// are given back. Writes after this fail as unavailable.
     pub async fn close(&self) {
+        if let Some(lane) = &self.lane {
+            lane.close().await;
+        }
         self.pool.close().await;
         let mut slot = self.writer.slot.lock().await;
         self.writer.closed.store(true, Ordering::Release);
@@ -238,9 +302,6 @@ impl Store {
         }
     }
 }
-
-/// A pooled PostgreSQL connection idle for this long is pinged before it is handed out.
-const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(500);
 
 /// What every SQLite connection runs first.
 fn sqlite_pragmas(options: &StoreOptions) -> String {

@@ -6,12 +6,11 @@ use auth_core::StoreError;
 use auth_core::domain::User;
 use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
 use auth_core::session::{AuditEvent, ClientInfo, RefreshRecord, Session};
-use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, FromRow};
 use tracing::instrument;
 
 use crate::users::{sorted_permissions, sorted_roles, split_list};
-use crate::{Backend, Store, map_err};
+use crate::{Backend, Conn, Store, map_err};
 
 #[derive(FromRow)]
 struct SessionRow {
@@ -242,7 +241,7 @@ impl Store {
     /// turn to write.
     async fn write_rotation(
         &self,
-        mut conn: PoolConnection<Any>,
+        mut conn: Conn<'_>,
         token_hash: &str,
         session_id: &str,
         rotation: &Rotation,
@@ -260,12 +259,13 @@ impl Store {
             // PostgreSQL counts the rows of the main statement: the audit event, written only
             // with the claim.
             Backend::Postgres => {
-                let written = query.execute(&mut *conn).await.map_err(map_err)?;
+                let written = query.execute(conn.conn()).await.map_err(map_err)?;
+                conn.finish();
                 Ok(written.rows_affected() == 1)
             }
             // SQLite counts the rows of all four statements: four with the claim, none without.
             Backend::Sqlite => {
-                drop(conn);
+                conn.finish();
                 let mut writer = self.writer().await?;
                 let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
                 let written = query
@@ -275,9 +275,11 @@ impl Store {
                 let rows = written.rows_affected();
                 if rows == 4 {
                     tx.commit().await.map_err(|e| self.write_err(e))?;
+                    writer.finish();
                     return Ok(true);
                 }
                 tx.rollback().await.map_err(|e| self.write_err(e))?;
+                writer.finish();
                 match rows {
                     0 => Ok(false),
                     n => Err(StoreError::Other(
@@ -316,7 +318,6 @@ impl SessionRepository for Store {
                     .execute(writer.conn())
                     .await
                     .map_err(|e| self.write_err(e))?;
-                Ok(())
             }
             // Three statements in one call to the writer's thread, inside BEGIN IMMEDIATE.
             Backend::Sqlite => {
@@ -325,9 +326,11 @@ impl SessionRepository for Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.write_err(e))?;
-                tx.commit().await.map_err(|e| self.write_err(e))
+                tx.commit().await.map_err(|e| self.write_err(e))?;
             }
         }
+        writer.finish();
+        Ok(())
     }
 
     #[instrument(skip_all, err)]
@@ -335,8 +338,10 @@ impl SessionRepository for Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        self.read_refresh_token(&mut conn, token_hash).await
+        let mut conn = self.hot_conn().await?;
+        let record = self.read_refresh_token(conn.conn(), token_hash).await?;
+        conn.finish();
+        Ok(record)
     }
 
     #[instrument(skip_all, err)]
@@ -350,17 +355,18 @@ impl SessionRepository for Store {
     {
         // Read and planned (the new access token signed, the successor pair sealed) outside
         // any lock; the write claims the token only if what the plan relied on still holds.
-        // The read and, on PostgreSQL, the write share one pooled connection: a refresh takes
-        // one connection from the pool, not two (the pool pings each one it gets back, a round
-        // trip during which that connection serves nobody).
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let Some(record) = self.read_refresh_token(&mut conn, token_hash).await? else {
+        // The read and, on PostgreSQL, the write share one connection of the lane.
+        let mut conn = self.hot_conn().await?;
+        let Some(record) = self.read_refresh_token(conn.conn(), token_hash).await? else {
+            conn.finish();
             return Ok(RotationOutcome::Unknown);
         };
         if record.used_at.is_some() {
+            conn.finish();
             return Ok(RotationOutcome::Used(Box::new(record)));
         }
         let Some((rotation, audit)) = plan(&record) else {
+            conn.finish();
             return Ok(RotationOutcome::Declined);
         };
         let claimed = self
@@ -396,12 +402,15 @@ impl SessionRepository for Store {
         .map_err(|e| self.write_err(e))?
         .rows_affected();
         if done == 0 {
+            tx.rollback().await.map_err(|e| self.write_err(e))?;
+            writer.finish();
             return Ok(false);
         }
         insert_audit(&mut tx, &audit)
             .await
             .map_err(|e| self.write_err(e))?;
         tx.commit().await.map_err(|e| self.write_err(e))?;
+        writer.finish();
         Ok(true)
     }
 
@@ -428,6 +437,7 @@ impl SessionRepository for Store {
             .await
             .map_err(|e| self.write_err(e))?;
         tx.commit().await.map_err(|e| self.write_err(e))?;
+        writer.finish();
         Ok(ids)
     }
 
@@ -461,6 +471,8 @@ impl SessionRepository for Store {
         let mut writer = self.writer().await?;
         insert_audit(writer.conn(), &audit)
             .await
-            .map_err(|e| self.write_err(e))
+            .map_err(|e| self.write_err(e))?;
+        writer.finish();
+        Ok(())
     }
 }

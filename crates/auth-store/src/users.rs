@@ -179,6 +179,7 @@ impl UserRepository for Store {
             .await
             .map_err(|e| self.write_err(e))?;
         tx.commit().await.map_err(|e| self.write_err(e))?;
+        writer.finish();
         Ok(User {
             id: user.id,
             tenant: user.tenant.as_str().to_owned(),
@@ -203,12 +204,14 @@ impl UserRepository for Store {
             LoginName::Email(e) => (UserKey::Email, e.normalized()),
             LoginName::Username(u) => (UserKey::Username, u.normalized()),
         };
+        let mut conn = self.hot_conn().await?;
         let row = sqlx::query_as::<Any, UserRow>(self.user_select_sql(key))
             .bind(tenant.as_str())
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(conn.conn())
             .await
             .map_err(map_err)?;
+        conn.finish();
         let Some(mut row) = row else { return Ok(None) };
         let password_hash = std::mem::take(&mut row.password_hash);
         Ok(Some(UserCredentials {

@@ -256,3 +256,70 @@ impl<F: Future<Output = Response> + Send + 'static> Drop for Completing<F> {
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal(&"handler panicked").into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    /// A write route wrapped as [`api`] wraps them, under the layers [`router`] adds.
+    fn wrapped(in_flight: &InFlight) -> Router {
+        async fn panics() -> Response {
+            panic!("a bug in a handler")
+        }
+        Router::new()
+            .route("/write", axum::routing::post(panics))
+            .route("/fine", axum::routing::post(|| async { "done" }))
+            .layer(axum::middleware::from_fn_with_state(
+                in_flight.clone(),
+                to_completion,
+            ))
+            .layer(CatchPanicLayer::custom(panicked))
+            .layer(axum::middleware::from_fn(request_id::middleware))
+    }
+
+    async fn post(router: &Router, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+        let request = Request::post(path).body(Body::empty()).expect("request");
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, kind, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_a_problem_answer_and_is_not_resumed() {
+        let (in_flight, drained) = InFlight::new();
+        let router = wrapped(&in_flight);
+        let (status, kind, body) = post(&router, "/write").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(kind.as_deref(), Some("application/problem+json"));
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["code"], "internal");
+        assert_eq!(body["status"], 500);
+        assert!(
+            !body.to_string().contains("a bug in a handler"),
+            "the panic's message stays out of the answer: {body}"
+        );
+        // The server goes on answering.
+        let (status, _, body) = post(&router, "/fine").await;
+        assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"done"[..]));
+        // Once the router is gone nothing holds the in-flight count: shutdown does not wait
+        // on a request that panicked.
+        drop((router, in_flight));
+        tokio::time::timeout(std::time::Duration::from_secs(5), drained.wait())
+            .await
+            .expect("nothing left in flight");
+    }
+}

@@ -4,16 +4,18 @@
 //! the server per use, which wakes a server process and the service once more each time and
 //! keeps the connection from serving anyone meanwhile. Here a connection whose work finished
 //! ([`Lease::finish`]) goes straight back; one given back otherwise (an error, a request
-//! dropped half-way) may have a reply or a transaction left open on it, so it is closed (the
-//! server rolls back whatever it left open) and the next lease opens a new one.
+//! dropped half-way) may have a reply or a rollback still to exchange, so it gets what the
+//! pool gives every connection: a ping, on a task of its own, which flushes and reads them,
+//! and it is kept only if that succeeds (closing it has the server roll back whatever it left
+//! open).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, Connection};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::map_err;
 use auth_core::StoreError;
@@ -35,25 +37,25 @@ struct Idle {
 /// At most `max` connections, opened on demand and reused last-in first-out.
 pub(crate) struct Lane {
     idle: Mutex<Vec<Idle>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     connect: AnyConnectOptions,
     acquire_timeout: Duration,
     closed: AtomicBool,
 }
 
 /// A leased connection. Call [`Lease::finish`] once what ran on it has finished; dropped
-/// without it, the connection is closed.
-pub(crate) struct Lease<'a> {
+/// without it, the connection is pinged before it is kept (its slot stays taken meanwhile).
+pub(crate) struct Lease {
     conn: Option<(AnyConnection, Instant)>,
-    lane: &'a Lane,
-    _permit: SemaphorePermit<'a>,
+    lane: Arc<Lane>,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Lane {
     pub(crate) fn new(connect: AnyConnectOptions, max: u32, acquire_timeout: Duration) -> Self {
         Self {
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(max.max(1) as usize),
+            permits: Arc::new(Semaphore::new(max.max(1) as usize)),
             connect,
             acquire_timeout,
             closed: AtomicBool::new(false),
@@ -62,17 +64,18 @@ impl Lane {
 
     /// A connection: an idle one (pinged first if it sat idle a while), or a new one. Waits
     /// at most the acquire timeout, for a free slot and for the connection both.
-    pub(crate) async fn lease(&self) -> Result<Lease<'_>, StoreError> {
+    pub(crate) async fn lease(self: &Arc<Self>) -> Result<Lease, StoreError> {
         match tokio::time::timeout(self.acquire_timeout, self.lease_unbounded()).await {
             Ok(leased) => leased,
             Err(_) => Err(map_err(sqlx::Error::PoolTimedOut)),
         }
     }
 
-    async fn lease_unbounded(&self) -> Result<Lease<'_>, StoreError> {
+    async fn lease_unbounded(self: &Arc<Self>) -> Result<Lease, StoreError> {
         let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| map_err(sqlx::Error::PoolClosed))?;
         loop {
@@ -84,8 +87,8 @@ impl Lane {
             }
             return Ok(Lease {
                 conn: Some((idle.conn, idle.opened)),
-                lane: self,
-                _permit: permit,
+                lane: self.clone(),
+                permit: Some(permit),
             });
         }
         let conn = AnyConnection::connect_with(&self.connect)
@@ -93,8 +96,8 @@ impl Lane {
             .map_err(map_err)?;
         Ok(Lease {
             conn: Some((conn, Instant::now())),
-            lane: self,
-            _permit: permit,
+            lane: self.clone(),
+            permit: Some(permit),
         })
     }
 
@@ -116,7 +119,24 @@ impl Lane {
     }
 }
 
-impl Lease<'_> {
+impl Lane {
+    /// Keeps a connection for the next lease, unless the lane is closed or the connection old.
+    fn keep(&self, conn: AnyConnection, opened: Instant) {
+        if self.closed.load(Ordering::Acquire) || opened.elapsed() >= MAX_LIFETIME {
+            return;
+        }
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Idle {
+                conn,
+                opened,
+                since: Instant::now(),
+            });
+    }
+}
+
+impl Lease {
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         match self.conn.as_mut() {
             Some((conn, _)) => conn,
@@ -128,21 +148,32 @@ impl Lease<'_> {
     /// Gives the connection back for the next lease, without a round trip: what ran on it
     /// finished, so nothing is left open on it.
     pub(crate) fn finish(mut self) {
-        let Some((conn, opened)) = self.conn.take() else {
+        if let Some((conn, opened)) = self.conn.take() {
+            self.lane.keep(conn, opened);
+        }
+    }
+}
+
+impl Drop for Lease {
+    /// Given back unfinished: pinged on a task of its own (which sends a rollback sqlx queued
+    /// and reads whatever reply was left), holding its slot until then, and kept only if the
+    /// ping succeeds within the acquire timeout; closed otherwise.
+    fn drop(&mut self) {
+        let Some((mut conn, opened)) = self.conn.take() else {
             return;
         };
-        if self.lane.closed.load(Ordering::Acquire) || opened.elapsed() >= MAX_LIFETIME {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
-        }
-        self.lane
-            .idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Idle {
-                conn,
-                opened,
-                since: Instant::now(),
-            });
+        };
+        let lane = self.lane.clone();
+        let permit = self.permit.take();
+        runtime.spawn(async move {
+            let pinged = tokio::time::timeout(lane.acquire_timeout, conn.ping()).await;
+            if matches!(pinged, Ok(Ok(()))) {
+                lane.keep(conn, opened);
+            }
+            drop(permit);
+        });
     }
 }
 
@@ -151,15 +182,37 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
-    fn lane(max: u32) -> Lane {
+    fn lane(max: u32) -> Arc<Lane> {
         sqlx::any::install_default_drivers();
         let connect = AnyConnectOptions::from_str("sqlite::memory:").expect("options");
-        Lane::new(connect, max, Duration::from_millis(200))
+        Arc::new(Lane::new(connect, max, Duration::from_millis(200)))
+    }
+
+    /// Waits until the lane keeps `n` idle connections (a lease dropped unfinished is pinged
+    /// on a task of its own).
+    async fn idle_becomes(lane: &Lane, n: usize) {
+        for _ in 0..200 {
+            if lane.idle_count() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!(
+            "the lane keeps {} idle connections, not {n}",
+            lane.idle_count()
+        );
+    }
+
+    async fn count(lease: &mut Lease) -> i64 {
+        sqlx::query_scalar::<sqlx::Any, i64>("SELECT count(*) FROM t")
+            .fetch_one(lease.conn())
+            .await
+            .expect("same connection")
     }
 
     #[tokio::test]
-    async fn finished_leases_are_reused_and_unfinished_ones_closed() {
-        let lane = lane(2);
+    async fn finished_leases_are_reused_and_unfinished_ones_rolled_back_first() {
+        let lane = lane(1);
         let mut lease = lane.lease().await.expect("lease");
         sqlx::query("CREATE TEMP TABLE t (x INTEGER)")
             .execute(lease.conn())
@@ -169,21 +222,27 @@ mod tests {
         assert_eq!(lane.idle_count(), 1);
         // The same connection comes back: its temporary table is still there.
         let mut lease = lane.lease().await.expect("lease");
-        sqlx::query("INSERT INTO t VALUES (1)")
-            .execute(lease.conn())
-            .await
-            .expect("same connection");
-        // Given back without `finish`: closed, not kept.
-        drop(lease);
-        assert_eq!(lane.idle_count(), 0);
-        let mut lease = lane.lease().await.expect("lease");
-        assert!(
+        assert_eq!(count(&mut lease).await, 0);
+        // Given back in the middle of a transaction, as a request dropped half-way would: the
+        // transaction is rolled back before the connection serves again.
+        {
+            let mut tx = lease.conn().begin().await.expect("begin");
             sqlx::query("INSERT INTO t VALUES (1)")
-                .execute(lease.conn())
+                .execute(&mut *tx)
                 .await
-                .is_err(),
-            "a new connection has no temporary table"
+                .expect("insert");
+            // Dropped without a commit, as a request cut off mid-transaction is.
+            drop(tx);
+        }
+        drop(lease);
+        idle_becomes(&lane, 1).await;
+        let mut lease = lane.lease().await.expect("the slot is free again");
+        assert_eq!(
+            count(&mut lease).await,
+            0,
+            "what it left open was rolled back"
         );
+        lease.finish();
     }
 
     #[tokio::test]

@@ -109,7 +109,7 @@ struct SqliteWriter {
 /// closed, which rolls back whatever was left open on it.
 pub(crate) enum Writer<'a> {
     Sqlite(tokio::sync::MappedMutexGuard<'a, AnyConnection>),
-    Postgres(Lease<'a>),
+    Postgres(Lease),
 }
 
 impl Writer<'_> {
@@ -140,12 +140,12 @@ impl Writer<'_> {
 
 /// A connection for a read on a hot path: on PostgreSQL one of the [`lane`], on SQLite a
 /// reader of the pool. [`Conn::finish`] once the read is over.
-pub(crate) enum Conn<'a> {
+pub(crate) enum Conn {
     Pooled(PoolConnection<Any>),
-    Leased(Lease<'a>),
+    Leased(Lease),
 }
 
-impl Conn<'_> {
+impl Conn {
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         match self {
             Conn::Pooled(conn) => conn,
@@ -239,7 +239,7 @@ impl Store {
     }
 
     /// A connection for a read on a hot path (see [`Conn`]).
-    pub(crate) async fn hot_conn(&self) -> Result<Conn<'_>, StoreError> {
+    pub(crate) async fn hot_conn(&self) -> Result<Conn, StoreError> {
         match &self.lane {
             Some(lane) => Ok(Conn::Leased(lane.lease().await?)),
             None => Ok(Conn::Pooled(self.pool.acquire().await.map_err(map_err)?)),

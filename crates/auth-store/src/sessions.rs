@@ -241,7 +241,7 @@ impl Store {
     /// turn to write.
     async fn write_rotation(
         &self,
-        mut conn: Conn<'_>,
+        mut conn: Conn,
         token_hash: &str,
         session_id: &str,
         rotation: &Rotation,

@@ -106,7 +106,7 @@ struct SqliteWriter {
 /// The connection a write runs on, held for the write: SQLite's writer connection (no other
 /// write of this process runs meanwhile) or a PostgreSQL connection of the [`lane`].
 /// [`Writer::finish`] once the write is over; a PostgreSQL connection dropped without it is
-/// closed, which rolls back whatever was left open on it.
+/// pinged before it serves again (see [`lane`]).
 pub(crate) enum Writer<'a> {
     Sqlite(tokio::sync::MappedMutexGuard<'a, AnyConnection>),
     Postgres(Lease),

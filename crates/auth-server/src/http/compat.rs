@@ -81,7 +81,7 @@ pub async fn refresh_pair(
 }
 
 /// The caller's account, at the Django path.
-#[utoipa::path(get, path = "/auth/me/", tag = "compat",
+#[utoipa::path(get, path = "/auth/me/", tag = "compat", operation_id = "compat_me",
     security(("bearer" = [])),
     responses(
         (status = 200, body = User),
@@ -96,7 +96,7 @@ pub async fn me(
 }
 
 /// The Django service's health answer.
-#[utoipa::path(get, path = "/auth/health/", tag = "compat",
+#[utoipa::path(get, path = "/auth/health/", tag = "compat", operation_id = "compat_health",
     responses((status = 200, body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health {

@@ -327,7 +327,8 @@ fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpNet]) -> IpAddr {
     client
 }
 
-/// An optional JSON body: `None` when the request has no body at all.
+/// An optional JSON body: `None` when the request has no body at all, or a body of JSON
+/// `null` (which the OpenAPI document allows for an optional body).
 pub struct MaybeJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
@@ -335,7 +336,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match MaybeJsonBytes::from_request(req, state).await? {
-            MaybeJsonBytes(Some(bytes)) => parse_json(&bytes).map(|v| MaybeJson(Some(v))),
+            MaybeJsonBytes(Some(bytes)) => parse_json(&bytes).map(MaybeJson),
             MaybeJsonBytes(None) => Ok(MaybeJson(None)),
         }
     }

@@ -86,6 +86,7 @@ fn api(in_flight: &InFlight) -> (Router<AppState>, OpenApiDoc) {
         .merge(meta::router())
         .split_for_parts();
     document_docs_routes(&mut doc);
+    document_common_errors(&mut doc);
     for (alias, target) in auth::ALIASES {
         if let Some(item) = doc.paths.paths.get(*target).cloned() {
             let signup = axum::routing::post(auth::signup).layer(
@@ -119,6 +120,82 @@ fn alias_item(mut item: PathItem) -> PathItem {
 /// The OpenAPI 3.1 document of every route.
 pub fn openapi() -> OpenApiDoc {
     api(&InFlight::new().0).1
+}
+
+/// Documents the refusals every operation of a kind can answer, where its own annotation
+/// does not: a request body can be refused by the body extractors (not JSON, too large, not
+/// the media type, not the shape), and an operation that reads or writes the database answers
+/// 503 when the database is unreachable or the hashing pool is full. Added by rule, so a new
+/// route is documented as it behaves without repeating the list.
+fn document_common_errors(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    const BODY_ERRORS: [(&str, &str); 4] = [
+        (
+            "400",
+            "`malformed_request`: the body is not valid JSON (or not a valid form)",
+        ),
+        ("413", "`payload_too_large`: the body is larger than 64 KiB"),
+        (
+            "415",
+            "`unsupported_media_type`: the body is not of a media type this operation takes",
+        ),
+        (
+            "422",
+            "`validation_failed`: the body is not of the documented shape; `errors` names the fields",
+        ),
+    ];
+    const UNAVAILABLE: (&str, &str) = (
+        "503",
+        "`unavailable`: the database is unreachable or the service too busy; retry after `Retry-After`",
+    );
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    let add = |op: &mut Operation, (status, description): (&str, &str)| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem(description).into());
+    };
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if op.request_body.is_some() {
+                for error in BODY_ERRORS {
+                    add(op, error);
+                }
+            }
+            let tags = op.tags.as_deref().unwrap_or_default();
+            let health = op
+                .operation_id
+                .as_deref()
+                .is_some_and(|id| id.contains("health"));
+            let uses_database = tags
+                .iter()
+                .any(|t| matches!(t.as_str(), "auth" | "sessions" | "compat"));
+            if uses_database && !health {
+                add(op, UNAVAILABLE);
+            }
+        }
+    }
 }
 
 /// Documents the two routes served by Swagger UI, which has no annotations of its own.

@@ -54,8 +54,12 @@ pub async fn validate(
     Bearer(bearer): Bearer,
     MaybeJsonBytes(body): MaybeJsonBytes,
 ) -> Result<Response, ApiError> {
-    // The token is read in place from the body (or the request's headers), not copied.
-    let body: Option<ValidateRequest<'_>> = body.as_deref().map(parse_json).transpose()?;
+    // The token is read in place from the body (or the request's headers), not copied. A body
+    // of JSON `null` is no body, as the document allows.
+    let body: Option<ValidateRequest<'_>> = match body.as_deref() {
+        Some(bytes) => parse_json(bytes)?,
+        None => None,
+    };
     let bearer = bearer.ok();
     let token = body
         .as_ref()

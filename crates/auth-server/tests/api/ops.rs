@@ -80,6 +80,122 @@ async fn the_openapi_document_lists_every_route() {
     assert!(doc["paths"]["/auth/login"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"].is_object());
 }
 
+/// Every operation that takes a body is sent the four kinds of bad body, and each refusal
+/// must be a problem+json answer with its stable code and a status the document lists for
+/// that operation; operation ids must be unique (OpenAPI requires it; client generators
+/// depend on it).
+#[tokio::test]
+async fn the_document_lists_the_refusals_each_operation_answers() {
+    let app = spawn_app().await;
+    let token = app.token_for("conformance@example.com").await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let mut ids = BTreeSet::new();
+    let mut with_body = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+            if op.get("requestBody").is_some() {
+                assert_eq!(method, "post", "{path}");
+                with_body.push((path.clone(), op.clone()));
+            }
+        }
+    }
+    assert_eq!(with_body.len(), 8, "the operations with a body");
+    let big = format!(r#"{{"token": "{}"}}"#, "x".repeat(70 * 1024));
+    let cases: [(Option<&str>, String, u16, &str); 4] = [
+        (None, "x".into(), 415, "unsupported_media_type"),
+        (
+            Some("application/json"),
+            "{".into(),
+            400,
+            "malformed_request",
+        ),
+        (
+            Some("application/json"),
+            r#""text""#.into(),
+            422,
+            "validation_failed",
+        ),
+        (Some("application/json"), big, 413, "payload_too_large"),
+    ];
+    for (path, op) in &with_body {
+        for (content_type, body, status, code) in &cases {
+            let mut request = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(&token)
+                .body(body.clone());
+            if let Some(ct) = content_type {
+                request = request.header("content-type", *ct);
+            }
+            let r = request.send().await.unwrap();
+            assert_eq!(
+                r.status(),
+                *status,
+                "{path} with {content_type:?} {:.20}",
+                body
+            );
+            assert!(
+                op["responses"][status.to_string()].is_object(),
+                "{path} answers {status} but does not document it"
+            );
+            assert_problem(r, *status, code).await;
+        }
+    }
+    // An operation that reads or writes the database documents 503; one that does not, not.
+    let responses = |path: &str, method: &str| doc["paths"][path][method]["responses"].clone();
+    for (path, method) in [
+        ("/auth/login", "post"),
+        ("/auth/refresh", "post"),
+        ("/auth/me", "get"),
+        ("/auth/sessions", "get"),
+        ("/auth/token/", "post"),
+    ] {
+        assert!(responses(path, method)["503"].is_object(), "{path}");
+    }
+    for path in [
+        "/health",
+        "/auth/health/",
+        "/auth/verify",
+        "/.well-known/jwks.json",
+    ] {
+        assert!(responses(path, "get")["503"].is_null(), "{path}");
+    }
+}
+
+/// An optional body may be JSON `null` (the document allows it): it is taken as no body.
+#[tokio::test]
+async fn an_optional_body_of_null_is_no_body() {
+    let app = spawn_app().await;
+    app.signup("null-body@example.com").await;
+    let pair = app.login_pair("null-body@example.com").await;
+    let r = app.post_json("/auth/validate", &Value::Null).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"active": false}));
+    let r = app
+        .client
+        .post(app.url("/auth/validate"))
+        .bearer_auth(&pair.access)
+        .json(&Value::Null)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["active"], true);
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&pair.access)
+        .json(&Value::Null)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app.refresh(&pair.refresh).await;
+    assert_eq!(r.status(), 401, "the session was logged out");
+}
+
 #[tokio::test]
 async fn the_docs_page_is_served_from_the_binary() {
     let app = spawn_app().await;

@@ -238,6 +238,39 @@ impl Store {
             .map_err(|_| StoreError::Other("the writer connection is missing".into()))
     }
 
+    /// SQLite: runs a write transaction written out as one string (`BEGIN IMMEDIATE; ...;
+    /// COMMIT`) in one call to the writer connection's thread, and returns the rows its
+    /// statements return. The write lock is then held for the statements' own time, not also
+    /// across the hand-offs between that thread and the task (three calls, each ending in a
+    /// wake-up of the task that may wait behind the HTTP work of the same workers, while
+    /// every other write waits for the lock).
+    ///
+    /// A statement that fails ends the call before `COMMIT`, with the transaction still open:
+    /// it is rolled back before the connection serves another write. A call given up midway
+    /// (the request's task dropped) leaves the connection marked for renewal, which rolls back
+    /// whatever it left open.
+    pub(crate) async fn sqlite_write_in_one_call<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let mut writer = self.writer().await?;
+        self.writer.broken.store(true, Ordering::Release);
+        let result = query.fetch_all(writer.conn()).await;
+        let result = match result {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                // Fails only when no transaction is open (it failed at BEGIN or COMMIT) or the
+                // connection is gone; either way nothing is left open on this connection.
+                let _ = writer.conn().execute("ROLLBACK").await;
+                Err(e)
+            }
+        };
+        self.writer.broken.store(false, Ordering::Release);
+        let result = result.map_err(|e| self.write_err(e));
+        writer.finish();
+        result
+    }
+
     /// A connection for a read on a hot path (see [`Conn`]).
     pub(crate) async fn hot_conn(&self) -> Result<Conn, StoreError> {
         match &self.lane {
@@ -452,6 +485,70 @@ mod tests {
         // An error of the query, not of the connection, keeps the connection.
         let _ = store.write_err(sqlx::Error::RowNotFound);
         assert!(!store.writer.broken.load(Ordering::Acquire));
+        store.close().await;
+        remove(&path);
+    }
+
+    #[tokio::test]
+    async fn a_write_in_one_call_that_fails_midway_leaves_nothing_and_the_writer_usable() {
+        use auth_core::repo::SessionRepository;
+        use auth_core::session::AuditEvent;
+
+        let (store, path) = sqlite_store().await;
+        let insert = |id: &'static str| {
+            format!(
+                "INSERT INTO audit_events (id, tenant_id, kind, created_at) \
+                 VALUES ('{id}', 'default', 'test', 0) RETURNING 1"
+            )
+        };
+        let done = store
+            .sqlite_write_in_one_call(sqlx::query(&format!(
+                "BEGIN IMMEDIATE; {}; {}; COMMIT",
+                insert("one"),
+                insert("two")
+            )))
+            .await
+            .unwrap();
+        assert_eq!(done.len(), 2, "a row for each row written");
+        // The second insert fails (the id is taken) after the first one ran: the call ends
+        // before COMMIT, and what the first wrote is rolled back.
+        let failed = store
+            .sqlite_write_in_one_call(sqlx::query(&format!(
+                "BEGIN IMMEDIATE; {}; {}; COMMIT",
+                insert("three"),
+                insert("one")
+            )))
+            .await
+            .err()
+            .expect("a failed write");
+        assert!(!matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
+        assert!(!store.writer.broken.load(Ordering::Acquire));
+        assert_eq!(audit_count(&store).await, 2);
+        // The connection writes on, outside any transaction left open.
+        store
+            .record_audit(AuditEvent::new("after", "default", 1))
+            .await
+            .unwrap();
+        assert_eq!(audit_count(&store).await, 3);
+
+        // A call given up before its answer (its task dropped; here while it waits for the
+        // write lock another connection holds) marks the connection for renewal; the next
+        // write runs on a new one.
+        let mut other = store.pool().acquire().await.unwrap();
+        other.execute("BEGIN IMMEDIATE").await.unwrap();
+        let sql = format!("BEGIN IMMEDIATE; {}; COMMIT", insert("four"));
+        let call = store.sqlite_write_in_one_call(sqlx::query(&sql));
+        let given_up = tokio::time::timeout(Duration::from_millis(50), call).await;
+        assert!(given_up.is_err(), "the write lock is held elsewhere");
+        assert!(store.writer.broken.load(Ordering::Acquire));
+        other.execute("ROLLBACK").await.unwrap();
+        drop(other);
+        store
+            .record_audit(AuditEvent::new("renewed", "default", 2))
+            .await
+            .unwrap();
+        assert!(!store.writer.broken.load(Ordering::Acquire));
+        assert!(audit_count(&store).await >= 4);
         store.close().await;
         remove(&path);
     }

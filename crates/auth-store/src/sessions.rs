@@ -111,8 +111,9 @@ async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), sq
 }
 
 /// The session, its first refresh token and the audit event of the login, written at once:
-/// PostgreSQL takes one statement (data-modifying `WITH`), SQLite three in one string, which
-/// sqlx runs in one call and binds from the same numbered arguments.
+/// PostgreSQL takes one statement (data-modifying `WITH`), SQLite three in one string with
+/// its `BEGIN IMMEDIATE` and `COMMIT`, which sqlx runs in one call and binds from the same
+/// numbered arguments ([`Store::sqlite_write_in_one_call`]).
 fn create_session_sql(backend: Backend) -> &'static str {
     const SESSION: &str = "INSERT INTO sessions (id, user_id, tenant_id, user_agent, ip, created_at, \
          last_used_at, idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)";
@@ -122,7 +123,7 @@ fn create_session_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => SQL[0].get_or_init(|| {
             let audit = audit_insert_sql(10, None);
-            format!("{SESSION}; {TOKEN}; {audit}")
+            format!("BEGIN IMMEDIATE; {SESSION}; {TOKEN}; {audit}; COMMIT")
         }),
         Backend::Postgres => SQL[1].get_or_init(|| {
             let audit = audit_insert_sql(10, None);
@@ -141,8 +142,9 @@ fn create_session_sql(backend: Backend) -> &'static str {
 /// token's hash, $4 the successor's hash, $5 the idle expiry, $6 the session id, $7.. the audit
 /// event ([`bind_audit`]).
 ///
-/// SQLite runs four statements in one call (inside `BEGIN IMMEDIATE`), each after the claim
-/// conditioned on finding it; PostgreSQL one statement (data-modifying `WITH`) whose other writes
+/// SQLite runs four statements, each after the claim conditioned on finding it and each
+/// returning a row for the row it wrote, with their `BEGIN IMMEDIATE` and `COMMIT` in one call
+/// ([`Store::sqlite_write_in_one_call`]); PostgreSQL one statement (data-modifying `WITH`) whose other writes
 /// take their rows from the claim's.
 fn rotation_sql(backend: Backend) -> &'static str {
     const CLAIM: &str = "UPDATE refresh_tokens SET used_at = $1, successor_sealed = $2 \
@@ -157,8 +159,10 @@ fn rotation_sql(backend: Backend) -> &'static str {
                  WHERE token_hash = $3 AND successor_sealed = $2)";
             let audit = audit_insert_sql(7, Some(&format!("WHERE {CLAIMED}")));
             format!(
-                "{CLAIM}; INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
-                 SELECT $4, $6, $1 WHERE {CLAIMED}; {TOUCH} AND {CLAIMED}; {audit}"
+                "BEGIN IMMEDIATE; {CLAIM} RETURNING 1; \
+                 INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
+                 SELECT $4, $6, $1 WHERE {CLAIMED} RETURNING 1; \
+                 {TOUCH} AND {CLAIMED} RETURNING 1; {audit} RETURNING 1; COMMIT"
             )
         }),
         Backend::Postgres => SQL[1].get_or_init(|| {
@@ -263,27 +267,16 @@ impl Store {
                 conn.finish();
                 Ok(written.rows_affected() == 1)
             }
-            // SQLite counts the rows of all four statements: four with the claim, none without.
+            // SQLite: one call, the transaction and its four statements, each of which returns
+            // a row for the row it wrote. Each statement after the claim is conditioned on the
+            // claim, inside one `BEGIN IMMEDIATE` transaction, so it is all four or none.
             Backend::Sqlite => {
                 conn.finish();
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
-                let written = query
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.write_err(e))?;
-                let rows = written.rows_affected();
-                if rows == 4 {
-                    tx.commit().await.map_err(|e| self.write_err(e))?;
-                    writer.finish();
-                    return Ok(true);
-                }
-                tx.rollback().await.map_err(|e| self.write_err(e))?;
-                writer.finish();
-                match rows {
+                match self.sqlite_write_in_one_call(query).await?.len() {
+                    4 => Ok(true),
                     0 => Ok(false),
                     n => Err(StoreError::Other(
-                        format!("a rotation wrote {n} rows instead of 4; rolled back").into(),
+                        format!("a rotation wrote {n} rows instead of 4 or none").into(),
                     )),
                 }
             }
@@ -310,26 +303,21 @@ impl SessionRepository for Store {
             .bind(session.absolute_expires_at)
             .bind(&token_hash);
         let query = bind_audit(query, &audit);
-        let mut writer = self.writer().await?;
         match self.backend() {
             // One statement is one transaction: no BEGIN and COMMIT round trips.
             Backend::Postgres => {
+                let mut writer = self.writer().await?;
                 query
                     .execute(writer.conn())
                     .await
                     .map_err(|e| self.write_err(e))?;
+                writer.finish();
             }
-            // Three statements in one call to the writer's thread, inside BEGIN IMMEDIATE.
+            // The transaction and its three statements in one call to the writer's thread.
             Backend::Sqlite => {
-                let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
-                query
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.write_err(e))?;
-                tx.commit().await.map_err(|e| self.write_err(e))?;
+                self.sqlite_write_in_one_call(query).await?;
             }
         }
-        writer.finish();
         Ok(())
     }
 

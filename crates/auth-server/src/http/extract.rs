@@ -123,8 +123,16 @@ fn unreadable(error: axum::Error) -> ApiError {
     )
 }
 
-/// Parses JSON: syntax errors are 400, shape errors 422 naming the field.
+/// Parses JSON: syntax errors are 400, shape errors 422 naming the field. Every body of this
+/// API is an object (or `null` where a body is optional): an array is refused, since serde's
+/// derived types would otherwise also take their fields as an array, in order.
 pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ApiError::validation(vec![FieldError {
+            field: ".".into(),
+            message: "invalid type: sequence, expected a JSON object".into(),
+        }]));
+    }
     // The common case parses once; only a failure pays for finding out what is wrong.
     if let Ok(value) = serde_json::from_slice(bytes) {
         return Ok(value);

@@ -18,6 +18,36 @@ async fn malformed_json_is_a_400() {
     }
 }
 
+/// A body is an object: the same fields as an array, in order (which serde's derived types
+/// would take), are refused, and nothing is written.
+#[tokio::test]
+async fn a_json_array_in_place_of_the_object_is_a_422() {
+    let app = spawn_app().await;
+    app.signup("array@example.com").await;
+    let pair = app.login_pair("array@example.com").await;
+    for (path, body) in [
+        ("/auth/signup", json!(["array-2@example.com", PASSWORD])),
+        ("/auth/login", json!(["array@example.com", null, PASSWORD])),
+        ("/auth/refresh", json!([pair.refresh])),
+        ("/auth/token/refresh/", json!([pair.refresh])),
+        ("/auth/validate", json!([pair.access])),
+        ("/auth/logout", json!([pair.refresh])),
+    ] {
+        let body = assert_problem(app.post_json(path, &body).await, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], ".", "{path}: {body}");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE email = 'array-2@example.com'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.refresh(&pair.refresh).await.status(),
+        200,
+        "the token was not used"
+    );
+}
+
 #[tokio::test]
 async fn a_body_that_is_not_json_is_a_415() {
     let app = spawn_app().await;

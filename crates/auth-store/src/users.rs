@@ -141,7 +141,9 @@ pub(crate) fn split_list(list: Option<String>) -> Vec<String> {
 }
 
 impl UserRepository for Store {
-    #[instrument(skip_all, err, fields(user_id = %user.id))]
+    // A taken email or username is an answer (409), not a failure: its error is recorded at
+    // `info`. A failure of the database is logged at `error` where it is answered (503/500).
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %user.id))]
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
         let mut writer = self.writer().await?;
         let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;

@@ -159,6 +159,18 @@ async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
 
 /// Starts `serve` and reads the listening address from its log line.
 fn start_server(url: &str) -> (std::process::Child, String) {
+    let (child, addr, _) = start_server_logged(url);
+    (child, addr)
+}
+
+/// Starts `serve`; the log lines after the listening one are collected.
+fn start_server_logged(
+    url: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let mut child = command(url).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
@@ -172,8 +184,44 @@ fn start_server(url: &str) -> (std::process::Child, String) {
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collected = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            collected.lock().unwrap().push(line);
+        }
+    });
+    (child, addr, log)
+}
+
+/// Refusals a client earns (a taken email, a wrong password, a bad token) are answered and
+/// logged below `ERROR`: that level is for what an operator must look at. A log written to a
+/// pipe (as here) has no terminal colour codes.
+#[tokio::test]
+async fn client_errors_are_not_logged_as_errors_and_a_piped_log_has_no_colours() {
+    let (_db, url) = TestDb::create().await;
+    let (server, addr, log) = start_server_logged(&url);
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| client.post(format!("{addr}{path}")).json(&body).send();
+    let signup = json!({"email": "twice@example.com", "password": "a long password"});
+    assert_eq!(
+        post("/auth/signup", signup.clone()).await.unwrap().status(),
+        201
+    );
+    assert_eq!(post("/auth/signup", signup).await.unwrap().status(), 409);
+    let wrong = json!({"email": "twice@example.com", "password": "not the password"});
+    assert_eq!(post("/auth/login", wrong).await.unwrap().status(), 401);
+    let bad = json!({"refresh_token": "not-a-token"});
+    assert_eq!(post("/auth/refresh", bad).await.unwrap().status(), 401);
+    assert_eq!(stop(server).code(), Some(0));
+    let log = log.lock().unwrap();
+    assert!(
+        log.iter().any(|l| l.contains("request refused")),
+        "{log:#?}"
+    );
+    let errors: Vec<&String> = log.iter().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(log.iter().all(|l| !l.contains('\u{1b}')), "{log:#?}");
 }
 
 fn stop(mut child: std::process::Child) -> std::process::ExitStatus {

@@ -103,6 +103,9 @@ struct SqliteWriter {
     closed: AtomicBool,
 }
 
+/// A query of the portable dialect, with its arguments bound.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
 /// The connection a write runs on, held for the write: SQLite's writer connection (no other
 /// write of this process runs meanwhile) or a PostgreSQL connection of the [`lane`].
 /// [`Writer::finish`] once the write is over; a PostgreSQL connection dropped without it is
@@ -251,20 +254,16 @@ impl Store {
     /// whatever it left open.
     pub(crate) async fn sqlite_write_in_one_call<'q>(
         &self,
-        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+        query: AnyQuery<'q>,
     ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
         let mut writer = self.writer().await?;
         self.writer.broken.store(true, Ordering::Release);
         let result = query.fetch_all(writer.conn()).await;
-        let result = match result {
-            Ok(rows) => Ok(rows),
-            Err(e) => {
-                // Fails only when no transaction is open (it failed at BEGIN or COMMIT) or the
-                // connection is gone; either way nothing is left open on this connection.
-                let _ = writer.conn().execute("ROLLBACK").await;
-                Err(e)
-            }
-        };
+        if result.is_err() {
+            // Fails only when no transaction is open (it failed at BEGIN or COMMIT) or the
+            // connection is gone; either way nothing is left open on this connection.
+            let _ = writer.conn().execute("ROLLBACK").await;
+        }
         self.writer.broken.store(false, Ordering::Release);
         let result = result.map_err(|e| self.write_err(e));
         writer.finish();

@@ -10,7 +10,7 @@ use sqlx::{Any, AnyConnection, FromRow};
 use tracing::instrument;
 
 use crate::users::{sorted_permissions, sorted_roles, split_list};
-use crate::{Backend, Conn, Store, map_err};
+use crate::{AnyQuery, Backend, Conn, Store, map_err};
 
 #[derive(FromRow)]
 struct SessionRow {
@@ -100,8 +100,6 @@ fn bind_audit<'q>(query: AnyQuery<'q>, e: &'q AuditEvent) -> AnyQuery<'q> {
         .bind(e.detail.to_string())
         .bind(e.at)
 }
-
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), sqlx::Error> {
     static SQL: OnceLock<String> = OnceLock::new();

@@ -641,4 +641,113 @@ mod tests {
             "sqlite://x.db?mode=ro"
         );
     }
+
+    /// A store on the database of the test run: a fresh schema of `TEST_DATABASE_URL` when
+    /// that is a PostgreSQL URL (returned, to be dropped), else a new SQLite file.
+    async fn run_store() -> (Store, Option<(String, String)>, Option<std::path::PathBuf>) {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if url.starts_with("postgres") => {
+                sqlx::any::install_default_drivers();
+                let schema = format!("s_{}", uuid::Uuid::now_v7().simple());
+                let admin = AnyPool::connect(&url).await.unwrap();
+                admin
+                    .execute(format!("CREATE SCHEMA {schema}").as_str())
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let store_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+                let store = Store::connect(&store_url, &StoreOptions::default())
+                    .await
+                    .unwrap();
+                store.migrate().await.unwrap();
+                (store, Some((url, schema)), None)
+            }
+            _ => {
+                let (store, path) = sqlite_store().await;
+                (store, None, Some(path))
+            }
+        }
+    }
+
+    /// The reads of every login and every refresh find a user's roles and permissions through
+    /// the primary keys, whatever the size of `user_roles`: joined on the role row's own
+    /// tenant, PostgreSQL's planner read the whole table (a few hundred rows) per login and
+    /// per refresh while it was small.
+    #[tokio::test]
+    async fn user_reads_find_roles_by_key_not_by_scanning_user_roles() {
+        use auth_core::domain::{Email, NewUser, RoleName, TenantId};
+        use auth_core::repo::UserRepository;
+
+        let (store, schema, path) = run_store().await;
+        for i in 0..300 {
+            let user = NewUser {
+                id: uuid::Uuid::now_v7(),
+                tenant: TenantId::default_tenant(),
+                email: Email::parse(&format!("user-{i}@example.com")).unwrap(),
+                username: None,
+                password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+                roles: vec![RoleName::parse("user").unwrap()],
+                now: 1,
+            };
+            store.create_user(user).await.unwrap();
+        }
+        // As autovacuum leaves a table that took inserts (and the benchmark's seeding does).
+        let settle = match store.backend() {
+            Backend::Postgres => "VACUUM ANALYZE",
+            Backend::Sqlite => "ANALYZE",
+        };
+        store.pool().execute(settle).await.unwrap();
+        let reads = [
+            (store.refresh_read_sql(), vec!["token-hash"]),
+            (store.user_select_sql(users::UserKey::Id), vec!["user-id"]),
+            (
+                store.user_select_sql(users::UserKey::Email),
+                vec!["default", "user-7@example.com"],
+            ),
+        ];
+        let mut plans = Vec::new();
+        for (sql, params) in reads {
+            let explain = match store.backend() {
+                Backend::Postgres => format!("EXPLAIN {sql}"),
+                Backend::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
+            };
+            let mut query = sqlx::query(&explain);
+            for param in params {
+                query = query.bind(param);
+            }
+            let rows = query.fetch_all(store.pool()).await.unwrap();
+            let column = match store.backend() {
+                Backend::Postgres => 0,
+                Backend::Sqlite => 3,
+            };
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|row| sqlx::Row::get::<String, _>(row, column))
+                .collect();
+            plans.push(plan.join("\n"));
+        }
+        store.close().await;
+        if let Some((url, schema)) = schema {
+            let admin = AnyPool::connect(&url).await.unwrap();
+            admin
+                .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+        if let Some(path) = path {
+            remove(&path);
+        }
+        for plan in plans {
+            // PostgreSQL: no sequential scan; SQLite: the primary key alone (a covering index),
+            // not the key and then the row.
+            let by_key = !plan.contains("Seq Scan on user_roles")
+                && plan
+                    .lines()
+                    .filter(|l| l.starts_with("SEARCH r ") || l.starts_with("SCAN r"))
+                    .all(|l| l.contains("USING COVERING INDEX"));
+            assert!(by_key, "user_roles not read by its key alone:\n{plan}");
+        }
+    }
 }

@@ -178,7 +178,7 @@ fn rotation_sql(backend: Backend) -> &'static str {
 impl Store {
     /// One statement: the token, its session, the user and the user's roles and permissions
     /// (aggregated), so a refresh reads the database once. Built once per backend.
-    fn refresh_read_sql(&self) -> &'static str {
+    pub(crate) fn refresh_read_sql(&self) -> &'static str {
         static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
         let slot = match self.backend() {
             Backend::Sqlite => &SQL[0],
@@ -189,14 +189,10 @@ impl Store {
                 "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed, u.email AS u_email, \
                  u.username AS u_username, u.email_verified_at AS u_email_verified_at, \
                  u.disabled_at AS u_disabled_at, u.created_at AS u_created_at, u.updated_at AS u_updated_at, \
-                 (SELECT {roles} FROM user_roles r WHERE r.user_id = s.user_id) AS u_roles, \
-                 (SELECT {permissions} FROM user_roles r JOIN role_permissions p \
-                    ON p.tenant_id = r.tenant_id AND p.role_name = r.role_name \
-                  WHERE r.user_id = s.user_id) AS u_permissions \
+                 {access} \
                  FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
                  WHERE t.token_hash = $1",
-                roles = self.aggregate("r.role_name"),
-                permissions = self.aggregate("p.permission"),
+                access = self.user_access_columns("u_roles", "u_permissions"),
             )
         })
     }

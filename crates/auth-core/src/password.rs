@@ -10,7 +10,7 @@ use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::CoreError;
 use crate::domain::{Email, Password, Username};
@@ -60,6 +60,9 @@ pub struct PasswordHasher {
 struct Inner {
     argon2: Argon2<'static>,
     settings: Argon2Settings,
+    /// Places of admitted hashes: `max_in_flight` running on the hashing threads and as many
+    /// more prepared behind them (a login reading its user), so that a thread finishing a hash
+    /// finds the next one queued instead of waiting for a database read.
     slots: Arc<Semaphore>,
     limits: HashingLimits,
     /// Verified instead of a real hash when the user does not exist, so both cost the same.
@@ -146,7 +149,7 @@ impl PasswordHasher {
         let mut inner = Inner {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
             settings,
-            slots: Arc::new(Semaphore::new(limits.max_in_flight)),
+            slots: Arc::new(Semaphore::new(limits.max_in_flight * ADMITTED_PER_THREAD)),
             limits,
             dummy_hash: String::new(),
             buffers: Mutex::new(Vec::new()),
@@ -166,13 +169,30 @@ impl PasswordHasher {
         })
     }
 
+    /// Takes a place among the admitted hashes, waiting at most the queue timeout for one
+    /// ([`CoreError::Overloaded`] otherwise). A request that needs a hash takes it before any
+    /// other work (a login before reading its user), so a request that will be shed costs
+    /// nothing but its wait. The place is given back when the ticket's hash is done or the
+    /// ticket is dropped.
+    pub async fn admit(&self) -> Result<HashTicket, CoreError> {
+        let permit = tokio::time::timeout(
+            self.inner.limits.queue_timeout,
+            self.inner.slots.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| CoreError::Overloaded {
+            retry_after: Duration::from_secs(1),
+        })?
+        .map_err(|_| CoreError::Internal("hashing slots closed".into()))?;
+        Ok(HashTicket {
+            hasher: self.clone(),
+            permit,
+        })
+    }
+
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: &Password) -> Result<String, CoreError> {
-        let inner = self.inner.clone();
-        let password = password.clone();
-        self.run(move || inner.hash(password.expose()))
-            .await?
-            .map_err(|e| CoreError::Internal(format!("password hashing failed: {e}")))
+        self.admit().await?.hash(password).await
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when `hash` is `None`
@@ -183,7 +203,41 @@ impl PasswordHasher {
         hash: Option<String>,
         password: &Password,
     ) -> Result<bool, CoreError> {
-        let inner = self.inner.clone();
+        self.admit().await?.verify(hash, password).await
+    }
+
+    /// Number of admitted hashes: running, queued for a thread or being prepared.
+    pub fn in_flight(&self) -> usize {
+        self.inner.limits.max_in_flight * ADMITTED_PER_THREAD - self.inner.slots.available_permits()
+    }
+}
+
+/// Admitted hashes per hashing thread: one running, one prepared behind it.
+const ADMITTED_PER_THREAD: usize = 2;
+
+/// A place among the admitted hashes ([`PasswordHasher::admit`]), spent by one hash.
+pub struct HashTicket {
+    hasher: PasswordHasher,
+    permit: OwnedSemaphorePermit,
+}
+
+impl HashTicket {
+    /// [`PasswordHasher::hash`] in this ticket's place.
+    pub async fn hash(self, password: &Password) -> Result<String, CoreError> {
+        let inner = self.hasher.inner.clone();
+        let password = password.clone();
+        self.run(move || inner.hash(password.expose()))
+            .await?
+            .map_err(|e| CoreError::Internal(format!("password hashing failed: {e}")))
+    }
+
+    /// [`PasswordHasher::verify`] in this ticket's place.
+    pub async fn verify(
+        self,
+        hash: Option<String>,
+        password: &Password,
+    ) -> Result<bool, CoreError> {
+        let inner = self.hasher.inner.clone();
         let password = password.clone();
         self.run(move || {
             let known = hash.is_some();
@@ -199,33 +253,22 @@ impl PasswordHasher {
         .await
     }
 
-    /// Number of hashing operations running right now.
-    pub fn in_flight(&self) -> usize {
-        self.inner.limits.max_in_flight - self.inner.slots.available_permits()
-    }
-
-    /// Runs `work` on a hashing thread once a slot is free; gives up with
-    /// [`CoreError::Overloaded`] when no slot frees up within the queue timeout.
+    /// Runs `work` on a hashing thread (queued behind the running hashes when every thread is
+    /// busy); the ticket's place is given back when it is done.
     async fn run<T: Send + 'static>(
-        &self,
+        self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CoreError> {
-        let limits = self.inner.limits;
-        let permit = tokio::time::timeout(
-            limits.queue_timeout,
-            self.inner.slots.clone().acquire_owned(),
-        )
-        .await
-        .map_err(|_| CoreError::Overloaded {
-            retry_after: Duration::from_secs(1),
-        })?
-        .map_err(|_| CoreError::Internal("hashing slots closed".into()))?;
+        let Self { hasher, permit } = self;
         let span = tracing::Span::current();
         let (done, result) = tokio::sync::oneshot::channel();
-        self.threads
+        hasher
+            .threads
             .send(Box::new(move || {
-                let _permit = permit;
-                let _ = done.send(span.in_scope(work));
+                let out = span.in_scope(work);
+                // The place is free before the answer is, so whoever reads the answer sees it.
+                drop(permit);
+                let _ = done.send(out);
             }))
             .map_err(|_| CoreError::Internal("hashing threads stopped".into()))?;
         result
@@ -413,19 +456,26 @@ mod tests {
             },
         )
         .unwrap();
-        let held = hasher.inner.slots.clone().acquire_owned().await.unwrap();
+        // One thread: one hash running and one prepared behind it are admitted, no more.
+        let running = hasher.admit().await.unwrap();
+        let prepared = hasher.admit().await.unwrap();
+        let err = hasher.admit().await.err().unwrap();
+        assert!(matches!(err, CoreError::Overloaded { .. }), "{err:?}");
         let err = hasher
             .hash(&Password::new("password123".into()))
             .await
             .unwrap_err();
         assert!(matches!(err, CoreError::Overloaded { .. }), "{err:?}");
-        drop(held);
-        assert!(
-            hasher
-                .hash(&Password::new("password123".into()))
-                .await
-                .is_ok()
-        );
+        assert_eq!(hasher.in_flight(), 2);
+        // A ticket dropped unused (a login whose user read failed) gives its place back.
+        drop(prepared);
+        let pw = Password::new("password123".into());
+        let third = hasher.admit().await.unwrap();
+        let (a, b) = tokio::join!(running.hash(&pw), third.verify(None, &pw));
+        assert!(a.is_ok());
+        assert!(!b.unwrap());
+        assert_eq!(hasher.in_flight(), 0);
+        assert!(hasher.hash(&pw).await.is_ok());
     }
 
     #[test]

@@ -45,16 +45,18 @@ impl<R: Repository> AuthService<R> {
     /// disabled account is reported only once its password checked out.
     #[instrument(skip_all, err(level = "info"), fields(tenant = %creds.tenant.as_str(), user_id))]
     pub async fn login(&self, creds: Credentials) -> Result<IssuedTokens, CoreError> {
-        // The database calls are boxed: a login spends most of its life waiting for a hashing
-        // slot, and an unboxed future is as large as its largest step (the queries', some
-        // 4 KB) for all of it. Under a login flood every waiting login holds one; boxed, the
-        // wait holds a few hundred bytes.
+        // A place among the hashes first: under a login flood most logins wait for one and
+        // many are shed, and a shed login should not have read the database (nor kept it and
+        // the workers busy at normal priority while the hashes run at the lowest).
+        let ticket = self.hasher.admit().await?;
+        // The database calls are boxed: an unboxed future is as large as its largest step (the
+        // queries', some 4 KB) for all of its life, the wait for a hash included.
         let found = Box::pin(self.repo.find_credentials(&creds.tenant, &creds.name)).await?;
         let (user, hash) = match found {
             Some(c) => (Some(c.user), Some(c.password_hash)),
             None => (None, None),
         };
-        let verified = self.hasher.verify(hash, &creds.password).await?;
+        let verified = ticket.verify(hash, &creds.password).await?;
         let now = now_unix();
         let user = match user {
             Some(user) if verified => user,
@@ -181,5 +183,182 @@ impl<R: Repository> AuthService<R> {
             .get_user(id)
             .await?
             .ok_or(CoreError::Token(TokenRejection::Claims))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::{Future, ready};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::domain::{LoginName, TenantId, UserCredentials};
+    use crate::password::{Argon2Settings, HashingLimits, PasswordHasher, PasswordPolicy};
+    use crate::repo::{Rotation, RotationOutcome, SessionRepository, UserRepository};
+    use crate::revocation::RevocationList;
+    use crate::service::Credentials;
+    use crate::session::{RefreshRecord, SessionSettings};
+    use crate::token::{TokenService, TokenSettings};
+
+    /// Knows no user; counts the reads of credentials and the audit events.
+    #[derive(Default)]
+    struct CountingRepo {
+        credential_reads: AtomicUsize,
+        audits: AtomicUsize,
+    }
+
+    fn unused<T: Send>() -> impl Future<Output = Result<T, StoreError>> + Send {
+        ready(Err(StoreError::Other("not used by these tests".into())))
+    }
+
+    impl UserRepository for CountingRepo {
+        fn create_user(&self, _: NewUser) -> impl Future<Output = Result<User, StoreError>> + Send {
+            unused()
+        }
+        fn find_credentials(
+            &self,
+            _: &TenantId,
+            _: &LoginName,
+        ) -> impl Future<Output = Result<Option<UserCredentials>, StoreError>> + Send {
+            self.credential_reads.fetch_add(1, Ordering::SeqCst);
+            ready(Ok(None))
+        }
+        fn get_user(
+            &self,
+            _: Uuid,
+        ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send {
+            unused()
+        }
+    }
+
+    impl SessionRepository for CountingRepo {
+        fn create_session(
+            &self,
+            _: Session,
+            _: String,
+            _: AuditEvent,
+        ) -> impl Future<Output = Result<(), StoreError>> + Send {
+            unused()
+        }
+        fn find_refresh_token(
+            &self,
+            _: &str,
+        ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send {
+            unused()
+        }
+        fn rotate_refresh_token<F>(
+            &self,
+            _: &str,
+            _: F,
+        ) -> impl Future<Output = Result<RotationOutcome, StoreError>> + Send
+        where
+            F: FnOnce(&RefreshRecord) -> Option<(Rotation, AuditEvent)> + Send,
+        {
+            unused()
+        }
+        fn revoke_session(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &str,
+            _: AuditEvent,
+        ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+            unused()
+        }
+        fn revoke_user_sessions(
+            &self,
+            _: &str,
+            _: &str,
+            _: AuditEvent,
+        ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+            unused()
+        }
+        fn active_sessions(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
+            unused()
+        }
+        fn revoked_since(
+            &self,
+            _: i64,
+        ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send {
+            unused()
+        }
+        fn record_audit(
+            &self,
+            _: AuditEvent,
+        ) -> impl Future<Output = Result<(), StoreError>> + Send {
+            self.audits.fetch_add(1, Ordering::SeqCst);
+            ready(Ok(()))
+        }
+    }
+
+    fn service(max_in_flight: usize, queue_timeout: Duration) -> AuthService<CountingRepo> {
+        let hasher = PasswordHasher::new(
+            Argon2Settings {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            HashingLimits {
+                max_in_flight,
+                queue_timeout,
+            },
+        )
+        .unwrap();
+        let tokens = TokenService::with_shared_secret(
+            TokenSettings {
+                issuer: "https://auth.test".into(),
+                audience: "platform".into(),
+                access_ttl: Duration::from_secs(900),
+            },
+            &SecretString::from("x".repeat(32)),
+        );
+        AuthService::new(
+            CountingRepo::default(),
+            hasher,
+            PasswordPolicy::default(),
+            Arc::new(tokens),
+            SessionSettings::default(),
+            Arc::new(RevocationList::starting_at(0)),
+        )
+    }
+
+    fn credentials() -> Credentials {
+        Credentials::parse(
+            Some("nobody@example.com"),
+            None,
+            "correct horse battery".into(),
+            None,
+            ClientInfo::default(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_login_shed_for_want_of_a_hashing_place_never_reads_the_database() {
+        let svc = service(1, Duration::from_millis(20));
+        // Every admitted place taken (one hash running, one prepared), as under a login flood.
+        let places = [
+            svc.hasher.admit().await.unwrap(),
+            svc.hasher.admit().await.unwrap(),
+        ];
+        let err = svc.login(credentials()).await.unwrap_err();
+        assert!(matches!(err, CoreError::Overloaded { .. }), "{err:?}");
+        assert_eq!(svc.repo.credential_reads.load(Ordering::SeqCst), 0);
+        assert_eq!(svc.repo.audits.load(Ordering::SeqCst), 0);
+
+        // Once a place is free, the same login reads its user, hashes and is refused as usual.
+        drop(places);
+        let err = svc.login(credentials()).await.unwrap_err();
+        assert!(matches!(err, CoreError::InvalidCredentials), "{err:?}");
+        assert_eq!(svc.repo.credential_reads.load(Ordering::SeqCst), 1);
+        assert_eq!(svc.repo.audits.load(Ordering::SeqCst), 1);
+        assert_eq!(svc.hasher.in_flight(), 0, "the login gave its place back");
     }
 }

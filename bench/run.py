@@ -6,7 +6,8 @@ PostgreSQL), seeds users and tokens over HTTP, measures the baselines (raw Argon
 verification, raw refresh-rotation transactions, the /health ceiling) and every scenario in the
 same run, samples the server's RSS from /proc, stops the server, and writes
 `bench/results/<date>-<backend>.json` and `.md`. Closed-loop ceilings use wrk (Lua scripts in
-bench/lua); fixed-rate latency runs use autocannon (bench/fixed_rate.mjs).
+bench/lua); fixed-rate latency runs use autocannon (bench/fixed_rate.mjs), or oha with
+`--fixed-rate-tool oha`.
 
     python3 bench/run.py                  # SQLite, 10 s per scenario
     python3 bench/run.py --db postgres    # PostgreSQL at $BENCH_POSTGRES_URL
@@ -323,16 +324,46 @@ def merge_runs(runs: list[dict]) -> dict:
     }
 
 
-def fixed_rate(url: str, path: str, rate: int, seconds: float, tokens: Path | None = None, method: str = "GET") -> dict:
-    cmd = ["node", str(BENCH / "fixed_rate.mjs"), url, path, str(rate), str(max(1, round(seconds)))]
+def fixed_rate(url: str, path: str, rate: int, seconds: float, tokens: Path | None = None, method: str = "GET",
+               tool: str = "autocannon") -> dict:
+    secs = max(1, round(seconds))
+    if tool == "oha":
+        return _fixed_rate_oha(url, path, rate, secs, tokens, method)
+    cmd = ["node", str(BENCH / "fixed_rate.mjs"), url, path, str(rate), str(secs)]
     if tokens:
         cmd += [str(tokens), method]
     out = run(cmd, cwd=BENCH)
     line = next(l for l in out.splitlines() if l.startswith("FIXED_JSON "))
     r = json.loads(line[len("FIXED_JSON "):])
     r["mode"] = "fixed-rate"
-    r["tool"] = f"autocannon --overallRate {rate} -c 32 -d {max(1, round(seconds))} {method} {path}"
+    r["tool"] = f"autocannon --overallRate {rate} -c 32 -d {secs} {method} {path}"
     return r
+
+
+def _fixed_rate_oha(url: str, path: str, rate: int, secs: int, tokens: Path | None, method: str) -> dict:
+    """The same fixed-rate run with oha (`cargo install oha --locked`): latencies in
+    microseconds rather than autocannon's whole milliseconds, corrected for coordinated
+    omission. oha sends one request over and over, so it carries the first token of the file
+    (a cache hit like any other after the warm-up)."""
+    args = ["-q", str(rate), "-z", f"{secs}s", "-c", "32", "--latency-correction", "-m", method]
+    if tokens:
+        token = tokens.read_text().split()[0]
+        if method == "GET":
+            args += ["-H", f"Authorization: Bearer {token}"]
+        else:
+            args += ["-T", "application/json", "-d", json.dumps({"token": token})]
+    out = run(["oha", "--no-tui", "--output-format", "json"] + args + [url + path])
+    j = json.loads(out)
+    p, summary = j["latencyPercentiles"], j["summary"]
+    statuses = j.get("statusCodeDistribution", {})
+    return {
+        "requests": sum(statuses.values()), "rate_target": rate, "per_second": summary["requestsPerSec"],
+        "p50_ms": p["p50"] * 1000, "p90_ms": p["p90"] * 1000, "p99_ms": p["p99"] * 1000,
+        "max_ms": summary["slowest"] * 1000,
+        "errors": sum(j.get("errorDistribution", {}).values()), "timeouts": 0,
+        "non2xx": sum(n for code, n in statuses.items() if not code.startswith("2")),
+        "mode": "fixed-rate", "tool": "oha " + " ".join(args[:-2] if tokens else args) + f" {path}",
+    }
 
 
 def baseline(args: list[str], seconds: float) -> dict:
@@ -527,7 +558,7 @@ def measure(args) -> dict:
                 log(f"scenario {name}: fixed rate {rate}/s")
                 tokens = files["tokens"] if name in ("verify", "validate") else None
                 with RssPeak(server.proc.pid) as rss:
-                    s[f"{name}_fixed"] = fixed_rate(server.url, path, rate, seconds, tokens, method)
+                    s[f"{name}_fixed"] = fixed_rate(server.url, path, rate, seconds, tokens, method, args.fixed_rate_tool)
                 s[f"{name}_fixed"]["peak_rss_mb"] = rss.peak / 1024
 
             if wanted("mixed") and "verify_fixed" in s:
@@ -539,7 +570,8 @@ def measure(args) -> dict:
                         {"BENCH_USERS": str(files["users"]), "BENCH_PASSWORD": PASSWORD})))
                     t.start()
                     time.sleep(1)
-                    under_flood = fixed_rate(server.url, "/auth/verify", rate, seconds, files["tokens"])
+                    under_flood = fixed_rate(server.url, "/auth/verify", rate, seconds, files["tokens"],
+                                             tool=args.fixed_rate_tool)
                     t.join()
                 s["mixed"] = {"verify_alone": s["verify_fixed"], "verify_under_flood": under_flood,
                               "login_flood": flood, "peak_rss_mb": rss.peak / 1024}
@@ -641,7 +673,7 @@ def markdown(r: dict) -> str:
     if "mixed" in s:
         m = s["mixed"]
         f = m["login_flood"]
-        lines += ["", f"Mixed: verify at {m['verify_under_flood']['rate_target']}/s, p99 {m['verify_alone']['p99_ms']:.2f} ms alone, "
+        lines += ["", f"Mixed ({m['verify_under_flood'].get('tool', 'autocannon').split()[0]}): verify at {m['verify_under_flood']['rate_target']}/s, p99 {m['verify_alone']['p99_ms']:.2f} ms alone, "
               f"{m['verify_under_flood']['p99_ms']:.2f} ms under a 256-connection login flood "
                   f"(logins: {f['ok_per_second']:,.0f}/s served, statuses {f['statuses']}); peak RSS {m['peak_rss_mb']:.1f} MB."]
     lines += ["", f"Idle RSS {r['idle_rss_mb']:.1f} MB at start, {r['idle_rss_after_seed_mb']:.1f} MB after seeding.", "",
@@ -672,6 +704,8 @@ def main() -> int:
     parser.add_argument("--peers", default="", help="comma-separated peers (p000,p001,p003) or 'all'")
     parser.add_argument("--only", default="", metavar="SCENARIOS",
                         help="comma-separated scenarios to run (health is always run); for profiling, not for publishing")
+    parser.add_argument("--fixed-rate-tool", choices=["autocannon", "oha"], default="autocannon",
+                        help="load generator of the fixed-rate runs (oha: microsecond latencies; needs oha in PATH)")
     parser.add_argument("--out", default=str(BENCH / "results"))
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment of the service under test (repeatable)")

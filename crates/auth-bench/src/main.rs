@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use auth_core::audit::{AuditEvent, AuditKind};
 use auth_core::domain::{Password, User};
+use auth_core::domain::{SessionId, TenantId, UserId};
 use auth_core::keys::{KeyState, KeyVault};
 use auth_core::now_unix;
 use auth_core::password::{Argon2Settings, HashingLimits, PasswordHasher};
-use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
-use auth_core::session::{AuditEvent, ClientInfo, RefreshToken, Session, Successor};
+use auth_core::repo::{
+    Record, RefreshRotation, Rotation, RotationOutcome, SessionWrites, UnitOfWork,
+};
+use auth_core::session::{ClientInfo, RefreshToken, Session, Successor};
 use auth_core::token::{TokenService, TokenSettings};
 use auth_store::{Store, StoreOptions};
 use clap::{Parser, Subcommand};
@@ -81,11 +85,11 @@ fn on_threads(workers: usize, seconds: f64, job: impl Fn() + Send + Sync + 'stat
 
 fn sample_user() -> User {
     User {
-        id: uuid::Uuid::now_v7(),
-        tenant: "default".into(),
+        id: UserId::generate(),
+        tenant: TenantId::default_tenant(),
         email: "bench@example.com".into(),
         username: None,
-        roles: vec!["user".into()],
+        roles: vec![auth_core::domain::RoleName::user()],
         permissions: vec![],
         email_verified: false,
         disabled: false,
@@ -140,7 +144,7 @@ async fn main() {
             };
             let tokens = Arc::new(TokenService::with_keys(settings, &[key], vault).expect("keys"));
             let token = tokens
-                .mint(&sample_user(), Some("sid"), now_unix())
+                .mint(&sample_user(), Some(SessionId::generate()), now_unix())
                 .expect("mint")
                 .token;
             let rate = on_threads(workers, cli.seconds, move || {
@@ -165,19 +169,18 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
         .await
         .expect("database");
     store.migrate().await.expect("migrations");
-    let user_id = uuid::Uuid::now_v7().to_string();
-    create_user(&store, &user_id).await;
+    let user_id = UserId::generate();
+    create_user(&store, user_id).await;
     let now = now_unix();
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let store = store.clone();
-        let user_id = user_id.clone();
         tasks.push(tokio::spawn(async move {
             let session = Session {
-                id: uuid::Uuid::now_v7().to_string(),
-                user_id: user_id.clone(),
-                tenant: "default".into(),
+                id: SessionId::generate(),
+                user_id,
+                tenant: TenantId::default_tenant(),
                 client: ClientInfo::default(),
                 created_at: now,
                 last_used_at: now,
@@ -186,9 +189,17 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
                 revoked_at: None,
             };
             let mut token = RefreshToken::generate();
-            let audit = AuditEvent::new("login", "default", now_unix()).user(&user_id);
+            let audit = AuditEvent::new(AuditKind::LoginSucceeded, &session.tenant, now_unix())
+                .user(user_id);
+            let (opened, hash) = (session.clone(), token.hash());
             store
-                .create_session(session.clone(), token.hash(), audit)
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tx.create_session(opened, hash);
+                        tx.audit(audit);
+                        Ok(())
+                    })
+                })
                 .await
                 .expect("session");
             let mut n = 0u64;
@@ -201,7 +212,7 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
                 // access token is about 600 bytes); only the signing of that access token
                 // is left out.
                 let outcome = store
-                    .rotate_refresh_token(&token.hash(), |record| {
+                    .rotate_refresh_token(&token.hash(), |record, records| {
                         let sealed = token.seal_successor(&Successor {
                             refresh_token: next.as_str().to_owned(),
                             access_token: "a".repeat(600),
@@ -213,10 +224,12 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
                             now,
                             idle_expires_at: now + 3600,
                         };
-                        let audit = AuditEvent::new("token_refreshed", &record.session.tenant, now)
-                            .user(&record.session.user_id)
-                            .session(&record.session.id);
-                        Some((rotation, audit))
+                        records.audit(
+                            AuditEvent::new(AuditKind::TokenRefreshed, &record.session.tenant, now)
+                                .user(record.session.user_id)
+                                .session(record.session.id),
+                        );
+                        Some(rotation)
                     })
                     .await
                     .expect("rotation");
@@ -236,17 +249,20 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
 }
 
 /// Creates the user the sessions belong to, through the same repository the service uses.
-async fn create_user(store: &Store, id: &str) {
-    use auth_core::domain::{Email, NewUser, RoleName, TenantId};
-    use auth_core::repo::UserRepository;
+async fn create_user(store: &Store, id: UserId) {
+    use auth_core::domain::{Email, NewUser, RoleName};
+    use auth_core::repo::UserWrites;
     let user = NewUser {
-        id: uuid::Uuid::parse_str(id).expect("uuid"),
+        id,
         tenant: TenantId::default_tenant(),
         email: Email::parse(&format!("rotation-{id}@example.com")).expect("email"),
         username: None,
         password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
-        roles: vec![RoleName::parse("user").expect("role")],
+        roles: vec![RoleName::user()],
         now: now_unix(),
     };
-    store.create_user(user).await.expect("user");
+    store
+        .write(move |tx| Box::pin(async move { tx.insert_user(user).await }))
+        .await
+        .expect("user");
 }

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use auth_core::domain::{Password, User};
+use auth_core::domain::{Password, RoleName, SessionId, TenantId, User, UserId};
 use auth_core::keys::{KeyState, KeyVault};
 use auth_core::password::{Argon2Settings, HashingLimits, PasswordHasher};
 use auth_core::session::{RefreshToken, Successor};
@@ -21,11 +21,11 @@ fn tokens(c: &mut Criterion) {
     };
     let service = TokenService::with_keys(settings, &[key], vault).unwrap();
     let user = User {
-        id: uuid::Uuid::now_v7(),
-        tenant: "default".into(),
+        id: UserId::generate(),
+        tenant: TenantId::default_tenant(),
         email: "bench@example.com".into(),
         username: None,
-        roles: vec!["user".into()],
+        roles: vec![RoleName::user()],
         permissions: vec![],
         email_verified: false,
         disabled: false,
@@ -33,12 +33,16 @@ fn tokens(c: &mut Criterion) {
         updated_at: 0,
     };
     let now = auth_core::now_unix();
-    let token = service.mint(&user, Some("sid"), now).unwrap().token;
+    let sid = Some(SessionId::generate());
+    let token = service.mint(&user, sid, now).unwrap().token;
     c.bench_function("access_token_sign", |b| {
-        b.iter(|| service.mint(black_box(&user), Some("sid"), now).unwrap())
+        b.iter(|| service.mint(black_box(&user), sid, now).unwrap())
     });
     c.bench_function("access_token_verify", |b| {
-        b.iter(|| service.verify(black_box(&token), now).unwrap())
+        b.iter(|| service.verify_signature(black_box(&token), now).unwrap())
+    });
+    c.bench_function("access_token_check_cached", |b| {
+        b.iter(|| service.check(black_box(&token), now).unwrap())
     });
 }
 

@@ -127,8 +127,53 @@ impl fmt::Debug for Password {
     }
 }
 
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A new id (UUIDv7: ordered by creation time).
+            pub fn generate() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// Reads an id from its text; anything that is not a UUID is `None`.
+            pub fn parse(text: &str) -> Option<Self> {
+                Uuid::parse_str(text).ok().map(Self)
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A user's id.
+    UserId
+);
+uuid_id!(
+    /// A session's id: the `sid` claim of its access tokens.
+    SessionId
+);
+
 /// A tenant identifier: 1 to 64 characters of lower-case letters, digits and `-`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);
 
 impl TenantId {
@@ -148,13 +193,26 @@ impl TenantId {
         Self(DEFAULT_TENANT.to_owned())
     }
 
+    /// A tenant id read back from storage or a verified token, where it was validated when
+    /// it was written.
+    pub fn trusted(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A role name: 1 to 64 characters of lower-case letters, digits, `_`, `-` and `:`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct RoleName(String);
 
 impl RoleName {
@@ -170,25 +228,101 @@ impl RoleName {
         }
     }
 
+    /// A role name read back from storage or a verified token.
+    pub fn trusted(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn user() -> Self {
+        Self(ROLE_USER.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl AsRef<str> for RoleName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A permission a role grants, such as `users:write`: 1 to 128 characters of lower-case
+/// letters, digits, `_`, `-`, `.`, `*` and `:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Permission(String);
+
+impl Permission {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let ok = (1..=128).contains(&input.len())
+            && input
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.*:".contains(c));
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err("must be 1 to 128 characters of a-z, 0-9, '_', '-', '.', '*' and ':'".into())
+        }
+    }
+
+    /// A permission read back from storage or a verified token.
+    pub fn trusted(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Permission {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
 /// A user as the domain knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: Uuid,
-    pub tenant: String,
+    pub id: UserId,
+    pub tenant: TenantId,
     pub email: String,
     pub username: Option<String>,
-    pub roles: Vec<String>,
+    /// The administrative roles first (the first is the `role` claim): `admin`, then custom
+    /// roles by name, then `user`.
+    pub roles: Vec<RoleName>,
     /// Permissions granted by the roles, sorted.
-    pub permissions: Vec<String>,
+    pub permissions: Vec<Permission>,
     pub email_verified: bool,
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Orders a user's roles as tokens list them: `admin` first (it is the `role` claim of older
+/// clients), `user` last, others by name between; duplicates dropped.
+pub fn order_roles(roles: &mut Vec<RoleName>) {
+    let rank = |role: &RoleName| match role.as_str() {
+        ROLE_ADMIN => 0,
+        ROLE_USER => 2,
+        _ => 1,
+    };
+    roles.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    roles.dedup();
 }
 
 /// A user together with the stored password hash, for credential checks only.
@@ -201,7 +335,7 @@ pub struct UserCredentials {
 /// Everything needed to insert a user.
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    pub id: Uuid,
+    pub id: UserId,
     pub tenant: TenantId,
     pub email: Email,
     pub username: Option<Username>,
@@ -270,5 +404,15 @@ mod tests {
         assert!(TenantId::parse("").is_err());
         assert!(RoleName::parse("users:write").is_ok());
         assert!(RoleName::parse("Admin").is_err());
+        assert!(Permission::parse("users:write").is_ok());
+        assert!(Permission::parse("Users:Write").is_err());
+        assert!(Permission::parse("").is_err());
+    }
+
+    #[test]
+    fn ids_read_back_what_they_print_and_refuse_anything_else() {
+        let id = UserId::generate();
+        assert_eq!(UserId::parse(&id.to_string()), Some(id));
+        assert_eq!(SessionId::parse("not-a-uuid"), None);
     }
 }

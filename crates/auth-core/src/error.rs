@@ -52,7 +52,7 @@ pub enum CoreError {
     #[error("refresh token reused")]
     RefreshTokenReused,
     #[error("forbidden: {0}")]
-    Forbidden(String),
+    Forbidden(Requirement),
     #[error("not found")]
     NotFound,
     /// Too much work queued (password hashing); retry after the given delay.
@@ -61,7 +61,69 @@ pub enum CoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[from] InternalError),
+}
+
+/// What a caller lacked for a [`CoreError::Forbidden`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Requirement {
+    #[error("role {0} required")]
+    Role(String),
+    #[error("permission {0} required")]
+    Permission(String),
+    #[error("signing keys are not used with JWT_ALGORITHM=HS256")]
+    EdDsaSigning,
+}
+
+/// Failures of the service itself (never the client's doing): answered 500, logged whole.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    #[error("minting an access token: {0}")]
+    Mint(#[from] MintError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::keys::KeyVaultError),
+    #[error("password hashing: {0}")]
+    Hashing(#[from] HashingError),
+    /// A rotated token's sealed successor opened, but not as a token pair.
+    #[error("a sealed successor is not a token pair")]
+    CorruptSuccessor,
+    /// A rotation was written, yet its plan left no answer.
+    #[error("a rotation finished without an answer")]
+    RotationUnanswered,
+}
+
+/// Why an access token could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("no active signing key")]
+    NoSigningKey,
+    #[error("encoding the token")]
+    Encoding(#[source] BoxError),
+}
+
+/// Why a password could not be hashed or verified.
+#[derive(Debug, thiserror::Error)]
+pub enum HashingError {
+    #[error("the hashing places are closed")]
+    Closed,
+    #[error("the hashing threads stopped")]
+    ThreadsStopped,
+    #[error("a hashing task was lost")]
+    TaskLost,
+    #[error("argon2: {0}")]
+    Argon2(String),
+}
+
+impl From<MintError> for CoreError {
+    fn from(e: MintError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<HashingError> for CoreError {
+    fn from(e: HashingError) -> Self {
+        Self::Internal(e.into())
+    }
 }
 
 impl CoreError {

@@ -2,6 +2,7 @@
 //! implement each use case, and the repository traits the store crate implements.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod domain;
 pub mod error;
 pub mod keys;
@@ -12,8 +13,9 @@ pub mod secret;
 pub mod service;
 pub mod session;
 pub mod signing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod token;
-pub mod token_cache;
 
 pub use error::{CoreError, StoreError};
 

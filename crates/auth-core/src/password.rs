@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::CoreError;
 use crate::domain::{Email, Password, Username};
+use crate::error::HashingError;
 use crate::secret::{ct_eq, random_bytes};
 
 /// Argon2id cost parameters.
@@ -183,7 +184,7 @@ impl PasswordHasher {
         .map_err(|_| CoreError::Overloaded {
             retry_after: Duration::from_secs(1),
         })?
-        .map_err(|_| CoreError::Internal("hashing slots closed".into()))?;
+        .map_err(|_| HashingError::Closed)?;
         Ok(HashTicket {
             hasher: self.clone(),
             permit,
@@ -228,7 +229,7 @@ impl HashTicket {
         let password = password.clone();
         self.run(move || inner.hash(password.expose()))
             .await?
-            .map_err(|e| CoreError::Internal(format!("password hashing failed: {e}")))
+            .map_err(|e| HashingError::Argon2(e.to_string()).into())
     }
 
     /// [`PasswordHasher::verify`] in this ticket's place.
@@ -270,10 +271,8 @@ impl HashTicket {
                 drop(permit);
                 let _ = done.send(out);
             }))
-            .map_err(|_| CoreError::Internal("hashing threads stopped".into()))?;
-        result
-            .await
-            .map_err(|_| CoreError::Internal("hashing task failed".into()))
+            .map_err(|_| HashingError::ThreadsStopped)?;
+        result.await.map_err(|_| HashingError::TaskLost.into())
     }
 }
 

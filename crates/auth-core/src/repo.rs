@@ -1,21 +1,93 @@
-//! Repository traits: what the services need from storage. The store crate implements them
-//! for SQLite and PostgreSQL; tests may implement them in memory.
+//! Repository traits: what the services need from storage, split by area so a service asks
+//! only for what it uses. The store crate implements them for SQLite and PostgreSQL;
+//! [`crate::testing::MemoryRepo`] implements them in memory for unit tests.
+//!
+//! Writes run as one unit of work ([`UnitOfWork::write`]): a closure on a transaction that
+//! the repository owns (it begins, commits, rolls back and maps errors). What the closure
+//! records on it ([`Record::audit`]) is stored with its changes, in the same transaction.
 
 use std::future::Future;
-
-use uuid::Uuid;
+use std::pin::Pin;
 
 use crate::StoreError;
-use crate::domain::{LoginName, NewUser, TenantId, User, UserCredentials};
+use crate::audit::AuditEvent;
+use crate::domain::{LoginName, NewUser, SessionId, TenantId, User, UserCredentials, UserId};
 use crate::keys::StoredKey;
-use crate::session::{AuditEvent, RefreshRecord, Session};
+use crate::session::{RefreshRecord, RevokeReason, Session};
 
-pub trait UserRepository: Send + Sync {
-    /// Inserts the user and its roles in one transaction. Fails with
-    /// [`StoreError::DuplicateEmail`] / [`StoreError::DuplicateUsername`] on conflicts and
-    /// [`StoreError::MissingReference`] when the tenant or a role does not exist.
-    fn create_user(&self, user: NewUser) -> impl Future<Output = Result<User, StoreError>> + Send;
+/// A boxed future that can move between threads.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What is recorded with a change, to be stored in the same transaction (the audit trail;
+/// later, the event outbox).
+pub trait Record {
+    fn audit(&mut self, event: AuditEvent);
+}
+
+/// Records kept until their transaction is written.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub audit: Vec<AuditEvent>,
+}
+
+impl Record for Records {
+    fn audit(&mut self, event: AuditEvent) {
+        self.audit.push(event);
+    }
+}
+
+/// A write transaction of a unit of work.
+pub trait Transaction: Record + Send {}
+
+/// Runs writes as units of work.
+pub trait UnitOfWork: Send + Sync {
+    type Tx: Transaction;
+
+    /// Runs `work` on a new transaction and commits it with what was recorded on it; an error
+    /// of `work` (or of the commit) rolls everything back. Captures of `work` are owned
+    /// (`move`): it may run on another task's turn to write.
+    fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T, StoreError>> + Send
+    where
+        T: Send,
+        F: for<'t> FnOnce(&'t mut Self::Tx) -> BoxFuture<'t, Result<T, StoreError>> + Send;
+}
+
+/// User writes, on a transaction.
+pub trait UserWrites: Transaction {
+    /// Inserts the user and its roles. Fails with [`StoreError::DuplicateEmail`] /
+    /// [`StoreError::DuplicateUsername`] on conflicts and [`StoreError::MissingReference`]
+    /// when the tenant or a role does not exist.
+    fn insert_user(&mut self, user: NewUser) -> BoxFuture<'_, Result<User, StoreError>>;
+}
+
+/// Session writes, on a transaction.
+pub trait SessionWrites: Transaction {
+    /// Creates a session with its first refresh token (by hash). Nothing is read back, so the
+    /// store may write it with the rest of the transaction at commit (a login's write is one
+    /// statement on PostgreSQL and one call on SQLite).
+    fn create_session(&mut self, session: Session, token_hash: String);
+
+    /// Revokes one session if it is still unrevoked (and belongs to `owner` when given);
+    /// whether it did.
+    fn revoke_session<'a>(
+        &'a mut self,
+        id: &'a SessionId,
+        owner: Option<&'a UserId>,
+        reason: RevokeReason,
+        at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Revokes every unrevoked session of a user; their ids.
+    fn revoke_user_sessions<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        reason: RevokeReason,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
+}
+
+/// User reads.
+pub trait UserReads: Send + Sync {
     /// The user a login names, with its password hash.
     fn find_credentials(
         &self,
@@ -23,7 +95,51 @@ pub trait UserRepository: Send + Sync {
         name: &LoginName,
     ) -> impl Future<Output = Result<Option<UserCredentials>, StoreError>> + Send;
 
-    fn get_user(&self, id: Uuid) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+    fn get_user(&self, id: UserId)
+    -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+}
+
+/// Session reads.
+pub trait SessionReads: Send + Sync {
+    /// The refresh token with this hash and its session.
+    fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send;
+
+    /// A user's sessions that are neither revoked nor expired at `now`, newest first.
+    fn active_sessions(
+        &self,
+        user: UserId,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// Sessions revoked at or after `since`, as (id, revoked_at).
+    fn revoked_since(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<(SessionId, i64)>, StoreError>> + Send;
+}
+
+/// The refresh: a write of its own, tuned for the hot path (see
+/// [`RefreshRotation::rotate_refresh_token`]).
+pub trait RefreshRotation: Send + Sync {
+    /// Reads the token with this hash, its session and user; when the token is unused,
+    /// `plan` decides on what it read (recording what goes with the rotation on the given
+    /// records) and the rotation it returns is written at once, all or nothing: the token
+    /// marked used with the sealed successor, the successor's hash stored, the session's
+    /// idle expiry slid, the records stored. The read takes no lock (the plan, which signs a
+    /// token, runs outside any); the write claims the token only while it is still unused and
+    /// its session unrevoked, so of two concurrent rotations of one token exactly one writes,
+    /// and none writes into a session revoked meanwhile. `plan` returning `None` changes
+    /// nothing.
+    fn rotate_refresh_token<F>(
+        &self,
+        token_hash: &str,
+        plan: F,
+    ) -> impl Future<Output = Result<RotationOutcome, StoreError>> + Send
+    where
+        F: FnOnce(&RefreshRecord, &mut Records) -> Option<Rotation> + Send;
 }
 
 pub trait KeyRepository: Send + Sync {
@@ -66,78 +182,7 @@ pub trait HealthRepository: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Sessions and their refresh-token chains. Every method that changes state writes its audit
-/// event in the same transaction.
-pub trait SessionRepository: Send + Sync {
-    /// Creates a session with its first refresh token (by hash).
-    fn create_session(
-        &self,
-        session: Session,
-        token_hash: String,
-        audit: AuditEvent,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The refresh token with this hash and its session.
-    fn find_refresh_token(
-        &self,
-        token_hash: &str,
-    ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send;
-
-    /// A refresh: reads the token with this hash, its session and user; when the token is
-    /// unused, `plan` decides on what it read and the rotation it returns is written at once,
-    /// all or nothing: the token marked used with the sealed successor, the successor's hash
-    /// stored, the session's idle expiry slid, the audit event added. The read takes no lock
-    /// (the plan, which signs a token, runs outside any); the write claims the token only
-    /// while it is still unused and its session unrevoked, so of two concurrent rotations of
-    /// one token exactly one writes, and none writes into a session revoked meanwhile.
-    /// `plan` returning `None` changes nothing.
-    fn rotate_refresh_token<F>(
-        &self,
-        token_hash: &str,
-        plan: F,
-    ) -> impl Future<Output = Result<RotationOutcome, StoreError>> + Send
-    where
-        F: FnOnce(&RefreshRecord) -> Option<(Rotation, AuditEvent)> + Send;
-
-    /// Revokes one session if it is still unrevoked (and belongs to `user_id` when given);
-    /// returns whether it did.
-    fn revoke_session(
-        &self,
-        session_id: &str,
-        user_id: Option<&str>,
-        reason: &str,
-        audit: AuditEvent,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Revokes every unrevoked session of a user; returns their ids.
-    fn revoke_user_sessions(
-        &self,
-        user_id: &str,
-        reason: &str,
-        audit: AuditEvent,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-
-    /// A user's sessions that are neither revoked nor expired at `now`, newest first.
-    fn active_sessions(
-        &self,
-        user_id: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
-
-    /// Sessions revoked at or after `since`, as (id, revoked_at).
-    fn revoked_since(
-        &self,
-        since: i64,
-    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
-
-    /// Records an event that changes nothing else (a failed login, say).
-    fn record_audit(
-        &self,
-        audit: AuditEvent,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// What [`SessionRepository::rotate_refresh_token`] did.
+/// What [`RefreshRotation::rotate_refresh_token`] did.
 #[derive(Debug)]
 pub enum RotationOutcome {
     /// No token has this hash.

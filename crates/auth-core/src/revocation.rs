@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use crate::domain::SessionId;
+
 /// Revoked session ids with their revocation time. Entries older than the longest
 /// access-token lifetime are pruned: tokens of those sessions have expired anyway.
 #[derive(Default)]
@@ -14,7 +16,7 @@ pub struct RevocationList {
 
 #[derive(Default)]
 struct Inner {
-    revoked: HashMap<String, i64>,
+    revoked: HashMap<SessionId, i64>,
     /// Revocation time up to which the store has been read.
     cursor: i64,
 }
@@ -30,7 +32,7 @@ impl RevocationList {
         }
     }
 
-    pub fn is_revoked(&self, session_id: &str) -> bool {
+    pub fn is_revoked(&self, session_id: &SessionId) -> bool {
         self.inner
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -39,7 +41,7 @@ impl RevocationList {
     }
 
     /// Records revocations (from this instance or read from the store).
-    pub fn insert(&self, session_ids: impl IntoIterator<Item = (String, i64)>) {
+    pub fn insert(&self, session_ids: impl IntoIterator<Item = (SessionId, i64)>) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         for (id, at) in session_ids {
             inner.revoked.insert(id, at);
@@ -53,7 +55,7 @@ impl RevocationList {
 
     /// Merges rows read from the store, advances the cursor and drops entries revoked
     /// before `keep_after`.
-    pub fn merge(&self, rows: Vec<(String, i64)>, keep_after: i64) {
+    pub fn merge(&self, rows: Vec<(SessionId, i64)>, keep_after: i64) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         for (id, at) in rows {
             inner.cursor = inner.cursor.max(at);
@@ -82,11 +84,12 @@ mod tests {
     #[test]
     fn merged_revocations_are_seen_and_old_ones_pruned() {
         let list = RevocationList::default();
-        list.insert([("a".to_owned(), 10)]);
-        assert!(list.is_revoked("a"));
-        list.merge(vec![("b".into(), 20), ("c".into(), 30)], 15);
-        assert!(!list.is_revoked("a"), "pruned");
-        assert!(list.is_revoked("b") && list.is_revoked("c"));
+        let [a, b, c] = [(); 3].map(|()| SessionId::generate());
+        list.insert([(a, 10)]);
+        assert!(list.is_revoked(&a));
+        list.merge(vec![(b, 20), (c, 30)], 15);
+        assert!(!list.is_revoked(&a), "pruned");
+        assert!(list.is_revoked(&b) && list.is_revoked(&c));
         assert_eq!(list.cursor(), 30);
         assert_eq!(list.len(), 2);
     }

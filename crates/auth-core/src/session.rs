@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{SessionId, TenantId, UserId};
 use crate::secret::{Sealer, b64url, b64url_decode, random_bytes, sha256};
 
 /// Lifetimes of sessions and the reuse grace window.
@@ -45,9 +46,9 @@ pub struct ClientInfo {
 /// A session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub id: String,
-    pub user_id: String,
-    pub tenant: String,
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub tenant: TenantId,
     pub client: ClientInfo,
     pub created_at: i64,
     pub last_used_at: i64,
@@ -59,6 +60,30 @@ pub struct Session {
 impl Session {
     pub fn is_active(&self, now: i64) -> bool {
         self.revoked_at.is_none() && now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+}
+
+/// Why a session was revoked, as stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// Its owner logged out of it.
+    Logout,
+    /// Its owner logged out of every session.
+    LogoutAll,
+    /// Its owner ended it from the list of sessions.
+    RevokedByUser,
+    /// A rotated refresh token of it came back after the grace window.
+    RefreshTokenReused,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::RevokedByUser => "revoked_by_user",
+            Self::RefreshTokenReused => "refresh_token_reused",
+        }
     }
 }
 
@@ -134,52 +159,6 @@ pub struct RefreshRecord {
     pub user: crate::domain::User,
     pub used_at: Option<i64>,
     pub successor_sealed: Option<String>,
-}
-
-/// One security event for the audit trail.
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    pub tenant: String,
-    pub kind: &'static str,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub client: ClientInfo,
-    pub detail: serde_json::Value,
-    pub at: i64,
-}
-
-impl AuditEvent {
-    pub fn new(kind: &'static str, tenant: &str, at: i64) -> Self {
-        Self {
-            tenant: tenant.to_owned(),
-            kind,
-            user_id: None,
-            session_id: None,
-            client: ClientInfo::default(),
-            detail: serde_json::Value::Object(Default::default()),
-            at,
-        }
-    }
-
-    pub fn user(mut self, user_id: impl ToString) -> Self {
-        self.user_id = Some(user_id.to_string());
-        self
-    }
-
-    pub fn session(mut self, session_id: &str) -> Self {
-        self.session_id = Some(session_id.to_owned());
-        self
-    }
-
-    pub fn client(mut self, client: &ClientInfo) -> Self {
-        self.client = client.clone();
-        self
-    }
-
-    pub fn detail(mut self, detail: serde_json::Value) -> Self {
-        self.detail = detail;
-        self
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::Requirement;
 use crate::keys::{KeyState, KeyVault, StoredKey};
 use crate::repo::KeyRepository;
 use crate::token::{JwtAlgorithm, LEEWAY_SECONDS, TokenService, TokenSettings};
@@ -70,7 +71,7 @@ pub async fn start_token_service<R: KeyRepository>(
         }
         keys = repo.published_keys().await?;
     }
-    TokenService::with_keys(settings, &keys, vault).map_err(|e| CoreError::Internal(e.to_string()))
+    TokenService::with_keys(settings, &keys, vault).map_err(|e| CoreError::Internal(e.into()))
 }
 
 /// Rotation and upkeep of EdDSA signing keys.
@@ -101,9 +102,7 @@ impl<R: KeyRepository> KeyManager<'_, R> {
         if self.tokens.algorithm() == JwtAlgorithm::EdDSA {
             Ok(())
         } else {
-            Err(CoreError::Forbidden(
-                "signing keys are not used with JWT_ALGORITHM=HS256".into(),
-            ))
+            Err(CoreError::Forbidden(Requirement::EdDsaSigning))
         }
     }
 
@@ -177,7 +176,7 @@ impl<R: KeyRepository> KeyManager<'_, R> {
         let keys = self.repo.published_keys().await?;
         self.tokens
             .install_keys(&keys, self.vault())
-            .map_err(|e| CoreError::Internal(e.to_string()))
+            .map_err(|e| CoreError::Internal(e.into()))
     }
 
     /// Every key with its state, for `keys list`.

@@ -80,7 +80,7 @@ pub async fn create_user(
             return ExitCode::FAILURE;
         }
     };
-    let result = state.auth.register(registration).await;
+    let result = state.accounts.register(registration).await;
     state.store.close().await;
     match result {
         Ok(user) => {
@@ -88,7 +88,11 @@ pub async fn create_user(
                 "created user {} ({}) with roles {}",
                 user.id,
                 user.email,
-                user.roles.join(", ")
+                user.roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             ExitCode::SUCCESS
         }
@@ -131,12 +135,12 @@ pub async fn keys(config: &Config, rotate: bool) -> ExitCode {
             Rotated::Scheduled { kid, activates_at } => {
                 println!(
                     "key {kid} published; it signs from {}",
-                    crate::http::auth::rfc3339(activates_at)
+                    crate::http::respond::rfc3339(activates_at)
                 )
             }
             Rotated::AlreadyScheduled { kid, activates_at } => println!(
                 "a rotation is already scheduled: key {kid} signs from {}",
-                crate::http::auth::rfc3339(activates_at)
+                crate::http::respond::rfc3339(activates_at)
             ),
         })
     } else {
@@ -146,7 +150,7 @@ pub async fn keys(config: &Config, rotate: bool) -> ExitCode {
                 "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
             );
             let t = |v: Option<i64>| {
-                v.map(crate::http::auth::rfc3339)
+                v.map(crate::http::respond::rfc3339)
                     .unwrap_or_else(|| "-".into())
             };
             for k in list {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use auth_core::password::PasswordHasher;
 use auth_core::revocation::RevocationList;
-use auth_core::service::AuthService;
+use auth_core::service::{AccountService, SessionService, TokenChecks};
 use auth_core::signing::{SigningMode, start_token_service};
 use auth_core::token::JwtAlgorithm;
 use auth_core::token::LEEWAY_SECONDS;
@@ -84,23 +84,24 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     let horizon =
         now_unix() - config.tokens.access_ttl.as_secs() as i64 - 2 * LEEWAY_SECONDS as i64;
     let revocations = Arc::new(RevocationList::starting_at(horizon));
-    let auth = AuthService::new(
-        store.clone(),
-        hasher,
-        config.password_policy,
-        Arc::new(tokens),
-        config.sessions,
-        revocations,
-    );
+    let tokens = Arc::new(tokens);
     let state = AppState::new(Shared {
-        auth: Arc::new(auth),
+        accounts: AccountService::new(store.clone(), hasher.clone(), config.password_policy),
+        sessions: SessionService::new(
+            store.clone(),
+            hasher,
+            tokens.clone(),
+            config.sessions,
+            revocations.clone(),
+        ),
+        checks: TokenChecks::new(tokens, revocations),
         store,
         master_key: config.master_key.clone(),
         rotation: config.rotation,
         trusted_proxies: config.trusted_proxies.clone().into(),
     });
     state
-        .auth
+        .sessions
         .sync_revocations()
         .await
         .map_err(StartupError::Revocations)?;

@@ -1,9 +1,10 @@
-//! The state shared by every handler and background task.
+//! The state shared by every handler and background task: one service per area over the
+//! store, and what the key upkeep needs.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
-use auth_core::service::AuthService;
+use auth_core::service::{AccountService, SessionService, TokenChecks};
 use auth_core::signing::{KeyManager, RotationSettings};
 use auth_store::Store;
 use secrecy::SecretString;
@@ -15,7 +16,9 @@ use crate::config::IpNet;
 pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
-    pub auth: Arc<AuthService<Store>>,
+    pub accounts: AccountService<Store>,
+    pub sessions: SessionService<Store>,
+    pub checks: TokenChecks,
     pub store: Store,
     pub master_key: Option<SecretString>,
     pub rotation: RotationSettings,
@@ -42,7 +45,7 @@ impl Shared {
     pub fn keys(&self) -> KeyManager<'_, Store> {
         KeyManager {
             repo: &self.store,
-            tokens: self.auth.tokens(),
+            tokens: self.checks.tokens(),
             master_key: self.master_key.as_ref(),
             rotation: self.rotation,
         }

@@ -32,7 +32,7 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
         every(revocation_poll, stopped.clone(), move || {
             let state = state.clone();
             async move {
-                if let Err(e) = state.auth.sync_revocations().await {
+                if let Err(e) = state.sessions.sync_revocations().await {
                     tracing::warn!(error = %e, "reading revocations failed; will retry");
                 }
             }

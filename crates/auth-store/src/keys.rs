@@ -2,10 +2,11 @@
 
 use auth_core::StoreError;
 use auth_core::keys::{KeyState, StoredKey};
-use auth_core::repo::KeyRepository;
+use auth_core::repo::{KeyRepository, UnitOfWork};
 use sqlx::{Any, FromRow};
 use tracing::instrument;
 
+use crate::dialect::{Stmt, portable, sql};
 use crate::{Store, map_err};
 
 #[derive(FromRow)]
@@ -44,110 +45,108 @@ const KEY_COLUMNS: &str = "SELECT kid, algorithm, public_key, private_key, state
                            activated_at, retired_at FROM signing_keys";
 
 impl Store {
-    async fn keys_where(&self, filter: &str) -> Result<Vec<StoredKey>, StoreError> {
-        let sql = format!("{KEY_COLUMNS} {filter} ORDER BY created_at, kid");
-        let rows = sqlx::query_as::<Any, KeyRow>(&sql)
+    async fn keys(&self, published_only: bool) -> Result<Vec<StoredKey>, StoreError> {
+        let filter = if published_only {
+            "WHERE state <> 'removed'"
+        } else {
+            ""
+        };
+        let select = sql(self.backend(), usize::from(published_only), || {
+            format!("{KEY_COLUMNS} {filter} ORDER BY created_at, kid")
+        });
+        let rows = sqlx::query_as::<Any, KeyRow>(select)
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
         rows.into_iter().map(StoredKey::try_from).collect()
     }
-}
 
-impl Store {
-    /// Inserts a key in the given state, in this process's write turn.
-    async fn insert_key(&self, key: &StoredKey, state: KeyState) -> Result<(), StoreError> {
-        let mut writer = self.writer().await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, created_at, \
-             activated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(&key.public_key)
-        .bind(&key.private_key)
-        .bind(state.as_str())
-        .bind(key.created_at)
-        .bind(key.activated_at)
-        .execute(writer.conn())
-        .await
-        .map_err(|e| self.write_err(e))?;
-        writer.finish();
-        Ok(())
+    /// Inserts a key in the given state.
+    async fn insert_key(&self, key: StoredKey, state: KeyState) -> Result<(), StoreError> {
+        let insert = portable!(
+            self.backend(),
+            "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, \
+             created_at, activated_at, retired_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"
+        );
+        let stmt = Stmt::new(insert)
+            .bind(key.kid)
+            .bind(key.algorithm)
+            .bind(key.public_key)
+            .bind(key.private_key)
+            .bind(state.as_str())
+            .bind(key.created_at)
+            .bind(key.activated_at);
+        self.write(move |tx| Box::pin(async move { tx.execute(stmt).await.map(drop) }))
+            .await
     }
 }
 
 impl KeyRepository for Store {
     #[instrument(skip_all, err)]
     async fn published_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        self.keys_where("WHERE state <> 'removed'").await
+        self.keys(true).await
     }
 
     #[instrument(skip_all, err)]
     async fn all_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        self.keys_where("").await
+        self.keys(false).await
     }
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]
     async fn insert_next_key(&self, key: StoredKey) -> Result<(), StoreError> {
-        self.insert_key(&key, KeyState::Next).await
+        self.insert_key(key, KeyState::Next).await
     }
 
     #[instrument(skip_all, err, fields(kid = %new_kid))]
     async fn promote_key(&self, new_kid: &str, now: i64) -> Result<bool, StoreError> {
-        let mut writer = self.writer().await?;
-        let mut tx = writer.begin().await.map_err(|e| self.write_err(e))?;
-        // Claim the promotion first: only one instance sees the next key still `next`.
-        // The active key is retired before the new one activates (one active key at a time).
-        let claimed =
-            sqlx::query("UPDATE signing_keys SET state = 'next' WHERE kid = $1 AND state = 'next'")
-                .bind(new_kid)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.write_err(e))?
-                .rows_affected();
-        if claimed != 1 {
-            tx.rollback().await.map_err(|e| self.write_err(e))?;
-            writer.finish();
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'active'",
-        )
-        .bind(now)
-        .execute(&mut *tx)
+        let backend = self.backend();
+        let kid = new_kid.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                // Claim the promotion first: only one instance sees the next key still `next`.
+                // The active key is retired before the new one activates (one active key at a
+                // time).
+                let claim = portable!(
+                    backend,
+                    "UPDATE signing_keys SET state = 'next' WHERE kid = ? AND state = 'next'"
+                );
+                if tx.execute(Stmt::new(claim).bind(kid.as_str())).await? != 1 {
+                    return Ok(false);
+                }
+                let retire = portable!(
+                    backend,
+                    "UPDATE signing_keys SET state = 'retired', retired_at = ? \
+                     WHERE state = 'active'"
+                );
+                tx.execute(Stmt::new(retire).bind(now)).await?;
+                let activate = portable!(
+                    backend,
+                    "UPDATE signing_keys SET state = 'active', activated_at = ? \
+                     WHERE kid = ? AND state = 'next'"
+                );
+                tx.execute(Stmt::new(activate).bind(now).bind(kid.as_str()))
+                    .await?;
+                Ok(true)
+            })
+        })
         .await
-        .map_err(|e| self.write_err(e))?;
-        sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE kid = $2 AND state = 'next'")
-            .bind(now)
-            .bind(new_kid)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.write_err(e))?;
-        tx.commit().await.map_err(|e| self.write_err(e))?;
-        writer.finish();
-        Ok(true)
     }
 
     #[instrument(skip_all, err)]
     async fn remove_retired_keys(&self, retired_before: i64) -> Result<u64, StoreError> {
-        let mut writer = self.writer().await?;
-        let done = sqlx::query(
-            "UPDATE signing_keys SET state = 'removed' WHERE state = 'retired' AND retired_at < $1",
-        )
-        .bind(retired_before)
-        .execute(writer.conn())
-        .await
-        .map_err(|e| self.write_err(e))?;
-        writer.finish();
-        Ok(done.rows_affected())
+        let remove = portable!(
+            self.backend(),
+            "UPDATE signing_keys SET state = 'removed' WHERE state = 'retired' AND retired_at < ?"
+        );
+        let stmt = Stmt::new(remove).bind(retired_before);
+        self.write(move |tx| Box::pin(async move { tx.execute(stmt).await }))
+            .await
     }
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]
     async fn insert_first_active_key(&self, key: StoredKey) -> Result<bool, StoreError> {
-        let result = self.insert_key(&key, KeyState::Active).await;
-        match result {
-            Ok(_) => Ok(true),
+        match self.insert_key(key, KeyState::Active).await {
+            Ok(()) => Ok(true),
             // Another instance won the race: the partial unique index allows one active key.
             Err(StoreError::Conflict(_)) => Ok(false),
             Err(e) => Err(e),

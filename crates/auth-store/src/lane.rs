@@ -93,7 +93,7 @@ impl Lane {
         }
         let conn = AnyConnection::connect_with(&self.connect)
             .await
-            .map_err(map_err)?;
+            .map_err(crate::error::map_connect_err)?;
         Ok(Lease {
             conn: Some((conn, Instant::now())),
             lane: self.clone(),

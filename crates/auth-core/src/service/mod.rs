@@ -1,21 +1,22 @@
-//! Use cases of the service: the validated inputs they accept (this module) and the
-//! service itself, split by theme into `accounts` and `sessions`. Input arrives as raw strings
-//! from the edge and is validated here into domain values, all problems at once.
+//! Use cases, one service per area, each generic only over the repository traits it uses:
+//! [`AccountService`] (sign-up, the caller's account), [`SessionService`] (login, refresh,
+//! logout, the caller's sessions) and [`TokenChecks`] (access-token checks, no repository);
+//! signing keys are [`crate::signing::KeyManager`]'s. This module holds the validated inputs
+//! they accept: input arrives as raw strings from the edge and is validated here into domain
+//! values, all problems at once.
 
 mod accounts;
+mod checks;
 mod sessions;
 
-use std::sync::Arc;
-
 use crate::CoreError;
-use crate::domain::{Email, LoginName, Password, ROLE_USER, RoleName, TenantId, Username};
-use crate::password::{PasswordHasher, PasswordPolicy};
-use crate::repo::{SessionRepository, UserRepository};
-use crate::revocation::RevocationList;
-use crate::session::{ClientInfo, RefreshToken, SessionSettings};
-use crate::token::{AccessToken, TokenService};
+use crate::domain::{Email, LoginName, Password, RoleName, SessionId, TenantId, Username};
+use crate::session::{ClientInfo, RefreshToken};
+use crate::token::AccessToken;
 
-pub use sessions::SessionView;
+pub use accounts::AccountService;
+pub use checks::TokenChecks;
+pub use sessions::{SessionService, SessionView};
 
 /// A validated request to create an account.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl Registration {
                 None
             }
         };
-        let mut roles = vec![RoleName::parse(ROLE_USER).expect("built-in role name is valid")];
+        let mut roles = vec![RoleName::user()];
         for (i, role) in extra_roles.iter().enumerate() {
             match RoleName::parse(role) {
                 Ok(r) if !roles.contains(&r) => roles.push(r),
@@ -116,10 +117,6 @@ impl Credentials {
     }
 }
 
-/// Everything a repository must provide for the service.
-pub trait Repository: UserRepository + SessionRepository {}
-impl<T: UserRepository + SessionRepository> Repository for T {}
-
 /// A new access token with the refresh token of its session.
 #[derive(Debug)]
 pub struct IssuedTokens {
@@ -127,51 +124,5 @@ pub struct IssuedTokens {
     pub refresh: RefreshToken,
     /// Seconds until the session's idle expiry.
     pub refresh_expires_in: u64,
-    pub session_id: String,
-}
-
-/// The use cases, over any repository.
-pub struct AuthService<R> {
-    repo: R,
-    hasher: PasswordHasher,
-    policy: PasswordPolicy,
-    tokens: Arc<TokenService>,
-    sessions: SessionSettings,
-    revocations: Arc<RevocationList>,
-}
-
-impl<R: Repository> AuthService<R> {
-    pub fn new(
-        repo: R,
-        hasher: PasswordHasher,
-        policy: PasswordPolicy,
-        tokens: Arc<TokenService>,
-        sessions: SessionSettings,
-        revocations: Arc<RevocationList>,
-    ) -> Self {
-        Self {
-            repo,
-            hasher,
-            policy,
-            tokens,
-            sessions,
-            revocations,
-        }
-    }
-
-    pub fn tokens(&self) -> &TokenService {
-        &self.tokens
-    }
-
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
-    }
-
-    pub fn revocations(&self) -> &RevocationList {
-        &self.revocations
-    }
-
-    pub fn session_settings(&self) -> &SessionSettings {
-        &self.sessions
-    }
+    pub session_id: SessionId,
 }

@@ -1,14 +1,25 @@
-//! Sessions: refresh-token rotation with reuse detection and a grace window, logout, and the
-//! caller's list of sessions.
+//! Sessions: login (which opens a session), refresh-token rotation with reuse detection and a
+//! grace window, logout, and the caller's list of sessions.
+
+use std::sync::Arc;
 
 use serde_json::json;
 use tracing::instrument;
 
-use super::{AuthService, IssuedTokens, Repository};
-use crate::error::TokenRejection;
-use crate::repo::{Rotation, RotationOutcome};
-use crate::session::{AuditEvent, ClientInfo, RefreshRecord, RefreshToken, Session, Successor};
-use crate::token::{AccessClaims, AccessToken};
+use super::{Credentials, IssuedTokens};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::domain::{SessionId, User, UserId};
+use crate::error::{InternalError, TokenRejection};
+use crate::password::PasswordHasher;
+use crate::repo::{
+    Record, RefreshRotation, Rotation, RotationOutcome, SessionReads, SessionWrites, UnitOfWork,
+    UserReads,
+};
+use crate::revocation::RevocationList;
+use crate::session::{
+    ClientInfo, RefreshRecord, RefreshToken, RevokeReason, Session, SessionSettings, Successor,
+};
+use crate::token::{AccessToken, Identity, LEEWAY_SECONDS, TokenService};
 use crate::{CoreError, now_unix};
 
 /// A session as its owner sees it.
@@ -18,7 +29,128 @@ pub struct SessionView {
     pub current: bool,
 }
 
-impl<R: Repository> AuthService<R> {
+/// Login, refresh, logout and the caller's sessions.
+pub struct SessionService<R> {
+    repo: R,
+    hasher: PasswordHasher,
+    tokens: Arc<TokenService>,
+    settings: SessionSettings,
+    revocations: Arc<RevocationList>,
+}
+
+impl<R> SessionService<R>
+where
+    R: UnitOfWork + UserReads + SessionReads + RefreshRotation,
+    R::Tx: SessionWrites,
+{
+    pub fn new(
+        repo: R,
+        hasher: PasswordHasher,
+        tokens: Arc<TokenService>,
+        settings: SessionSettings,
+        revocations: Arc<RevocationList>,
+    ) -> Self {
+        Self {
+            repo,
+            hasher,
+            tokens,
+            settings,
+            revocations,
+        }
+    }
+
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    /// Checks credentials, opens a session and issues its first token pair. Unknown users cost
+    /// one hash verification like known ones and get the same answer as a wrong password; a
+    /// disabled account is reported only once its password checked out.
+    #[instrument(skip_all, err(level = "info"), fields(tenant = %creds.tenant, user_id))]
+    pub async fn login(&self, creds: Credentials) -> Result<IssuedTokens, CoreError> {
+        // A place among the hashes first: under a login flood most logins wait for one and
+        // many are shed, and a shed login should not have read the database (nor kept it and
+        // the workers busy at normal priority while the hashes run at the lowest).
+        let ticket = self.hasher.admit().await?;
+        // The database calls are boxed: an unboxed future is as large as its largest step (the
+        // queries', some 4 KB) for all of its life, the wait for a hash included.
+        let found = Box::pin(self.repo.find_credentials(&creds.tenant, &creds.name)).await?;
+        let (user, hash) = match found {
+            Some(c) => (Some(c.user), Some(c.password_hash)),
+            None => (None, None),
+        };
+        let verified = ticket.verify(hash, &creds.password).await?;
+        let now = now_unix();
+        let user = match user {
+            Some(user) if verified => user,
+            user => {
+                let mut event = AuditEvent::new(AuditKind::LoginFailed, &creds.tenant, now)
+                    .client(&creds.client);
+                if let Some(u) = user {
+                    event = event.user(u.id);
+                }
+                Box::pin(self.repo.write(move |tx| {
+                    Box::pin(async move {
+                        tx.audit(event);
+                        Ok(())
+                    })
+                }))
+                .await?;
+                return Err(CoreError::InvalidCredentials);
+            }
+        };
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
+        if user.disabled {
+            return Err(CoreError::AccountDisabled);
+        }
+        let issued = Box::pin(self.open_session(&user, &creds.client, now)).await?;
+        tracing::info!(session_id = %issued.session_id, "login succeeded");
+        Ok(issued)
+    }
+
+    async fn open_session(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<IssuedTokens, CoreError> {
+        let absolute = now + self.settings.absolute.as_secs() as i64;
+        let session = Session {
+            id: SessionId::generate(),
+            user_id: user.id,
+            tenant: user.tenant.clone(),
+            client: client.clone(),
+            created_at: now,
+            last_used_at: now,
+            idle_expires_at: self.settings.idle_expiry(now, absolute),
+            absolute_expires_at: absolute,
+            revoked_at: None,
+        };
+        let refresh = RefreshToken::generate();
+        let access = self.tokens.mint(user, Some(session.id), now)?;
+        let audit = AuditEvent::new(AuditKind::LoginSucceeded, &user.tenant, now)
+            .user(user.id)
+            .session(session.id)
+            .client(client);
+        let issued = IssuedTokens {
+            access,
+            refresh_expires_in: (session.idle_expires_at - now).max(0) as u64,
+            session_id: session.id,
+            refresh: refresh.clone(),
+        };
+        let token_hash = refresh.hash();
+        self.repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.create_session(session, token_hash);
+                    tx.audit(audit);
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(issued)
+    }
+
     /// Rotates a refresh token: the presented token is retired and a successor in the same
     /// session is issued, atomically. A token rotated less than the grace window ago gets the
     /// same successor back; one rotated earlier revokes the whole session.
@@ -38,11 +170,12 @@ impl<R: Repository> AuthService<R> {
         let mut issued: Option<Result<IssuedTokens, CoreError>> = None;
         let outcome = self
             .repo
-            .rotate_refresh_token(&hash, |record| {
+            .rotate_refresh_token(&hash, |record, records| {
                 match self.plan_rotation(&token, record, client, now) {
                     Ok((rotation, audit, tokens)) => {
+                        records.audit(audit);
                         issued = Some(Ok(tokens));
-                        Some((rotation, audit))
+                        Some(rotation)
                     }
                     Err(e) => {
                         issued = Some(Err(e));
@@ -52,14 +185,13 @@ impl<R: Repository> AuthService<R> {
             })
             .await?;
         match outcome {
-            RotationOutcome::Rotated | RotationOutcome::Declined => issued.unwrap_or_else(|| {
-                Err(CoreError::Internal(
-                    "rotation finished without an answer".into(),
-                ))
-            }),
+            RotationOutcome::Rotated | RotationOutcome::Declined => {
+                issued.unwrap_or(Err(InternalError::RotationUnanswered.into()))
+            }
             RotationOutcome::Unknown => Err(CoreError::Token(TokenRejection::Malformed)),
             RotationOutcome::Used(record) => {
-                tracing::Span::current().record("session_id", record.session.id.as_str());
+                tracing::Span::current()
+                    .record("session_id", tracing::field::display(record.session.id));
                 self.replay(&token, *record, client, now).await
             }
             RotationOutcome::Raced => {
@@ -83,7 +215,7 @@ impl<R: Repository> AuthService<R> {
         client: &ClientInfo,
         now: i64,
     ) -> Result<(Rotation, AuditEvent, IssuedTokens), CoreError> {
-        tracing::Span::current().record("session_id", record.session.id.as_str());
+        tracing::Span::current().record("session_id", tracing::field::display(record.session.id));
         let session = &record.session;
         check_session(session, now)?;
         let user = &record.user;
@@ -91,31 +223,28 @@ impl<R: Repository> AuthService<R> {
             return Err(CoreError::AccountDisabled);
         }
         let successor = RefreshToken::generate();
-        let access = self
-            .tokens
-            .mint(user, Some(&session.id), now)
-            .map_err(CoreError::Internal)?;
+        let access = self.tokens.mint(user, Some(session.id), now)?;
         let sealed = token.seal_successor(&Successor {
             refresh_token: successor.as_str().to_owned(),
             access_token: access.token.clone(),
-            access_expires_at: access.claims.exp,
+            access_expires_at: access.expires_at,
         });
-        let idle_expires_at = self.sessions.idle_expiry(now, session.absolute_expires_at);
+        let idle_expires_at = self.settings.idle_expiry(now, session.absolute_expires_at);
         let rotation = Rotation {
             successor_hash: successor.hash(),
             successor_sealed: sealed,
             now,
             idle_expires_at,
         };
-        let audit = AuditEvent::new("token_refreshed", &session.tenant, now)
-            .user(&session.user_id)
-            .session(&session.id)
+        let audit = AuditEvent::new(AuditKind::TokenRefreshed, &session.tenant, now)
+            .user(session.user_id)
+            .session(session.id)
             .client(client);
         let issued = IssuedTokens {
             access,
             refresh: successor,
             refresh_expires_in: (idle_expires_at - now).max(0) as u64,
-            session_id: session.id.clone(),
+            session_id: session.id,
         };
         Ok((rotation, audit, issued))
     }
@@ -132,57 +261,67 @@ impl<R: Repository> AuthService<R> {
         let session = record.session;
         check_session(&session, now)?;
         let used_at = record.used_at.unwrap_or(now);
-        let grace = self.sessions.grace.as_secs() as i64;
+        let grace = self.settings.grace.as_secs() as i64;
         let within_grace = grace > 0 && now - used_at <= grace;
         let successor = record
             .successor_sealed
             .as_deref()
             .and_then(|sealed| token.open_successor(sealed));
         if let (true, Some(successor)) = (within_grace, successor) {
-            let claims = self
-                .tokens
-                .verify(&successor.access_token, now)
+            // The successor's access token was signed by this service a moment ago; it must
+            // still verify (the key ring may have changed meanwhile).
+            self.tokens
+                .check(&successor.access_token, now)
                 .map_err(CoreError::Token)?;
-            let refresh = RefreshToken::parse(&successor.refresh_token).ok_or_else(|| {
-                CoreError::Internal("sealed successor is not a refresh token".into())
-            })?;
+            let refresh = RefreshToken::parse(&successor.refresh_token)
+                .ok_or(InternalError::CorruptSuccessor)?;
             tracing::info!("rotated refresh token replayed within the grace window");
             return Ok(IssuedTokens {
                 access: AccessToken {
                     token: successor.access_token,
                     expires_in: (successor.access_expires_at - now).max(0) as u64,
-                    claims: std::sync::Arc::unwrap_or_clone(claims),
+                    expires_at: successor.access_expires_at,
                 },
                 refresh,
                 refresh_expires_in: (session.idle_expires_at - now).max(0) as u64,
                 session_id: session.id,
             });
         }
-        let audit = AuditEvent::new("refresh_token_reused", &session.tenant, now)
-            .user(&session.user_id)
-            .session(&session.id)
+        let audit = AuditEvent::new(AuditKind::RefreshTokenReused, &session.tenant, now)
+            .user(session.user_id)
+            .session(session.id)
             .client(client)
             .detail(json!({ "rotated_at": used_at }));
-        self.revoke(&session.id, None, "refresh_token_reused", audit)
+        self.revoke(session.id, None, RevokeReason::RefreshTokenReused, audit)
             .await?;
         tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse detected; session revoked");
         Err(CoreError::RefreshTokenReused)
     }
 
+    /// Revokes a session (of `owner`, when given) with its audit event, in one unit of work,
+    /// and refuses its access tokens here at once.
     async fn revoke(
         &self,
-        session_id: &str,
-        user_id: Option<&str>,
-        reason: &str,
+        id: SessionId,
+        owner: Option<UserId>,
+        reason: RevokeReason,
         audit: AuditEvent,
     ) -> Result<bool, CoreError> {
-        let now = audit.at;
+        let at = audit.at;
         let revoked = self
             .repo
-            .revoke_session(session_id, user_id, reason, audit)
+            .write(move |tx| {
+                Box::pin(async move {
+                    let revoked = tx.revoke_session(&id, owner.as_ref(), reason, at).await?;
+                    if revoked {
+                        tx.audit(audit);
+                    }
+                    Ok(revoked)
+                })
+            })
             .await?;
         if revoked {
-            self.revocations.insert([(session_id.to_owned(), now)]);
+            self.revocations.insert([(id, at)]);
         }
         Ok(revoked)
     }
@@ -202,46 +341,56 @@ impl<R: Repository> AuthService<R> {
             return Ok(());
         };
         let s = &record.session;
-        let audit = AuditEvent::new("logout", &s.tenant, now_unix())
-            .user(&s.user_id)
-            .session(&s.id)
+        let audit = AuditEvent::new(AuditKind::Logout, &s.tenant, now_unix())
+            .user(s.user_id)
+            .session(s.id)
             .client(client);
-        self.revoke(&s.id, None, "logout", audit).await?;
+        self.revoke(s.id, None, RevokeReason::Logout, audit).await?;
         Ok(())
     }
 
     /// Ends the session of an access token.
-    #[instrument(skip_all, err(level = "info"), fields(user_id = %claims.sub))]
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %who.user_id))]
     pub async fn logout_session(
         &self,
-        claims: &AccessClaims,
+        who: &Identity,
         client: &ClientInfo,
     ) -> Result<(), CoreError> {
-        let Some(sid) = claims.sid.as_deref() else {
+        let Some(sid) = who.session_id else {
             return Ok(());
         };
-        let audit = AuditEvent::new("logout", &claims.tenant, now_unix())
-            .user(&claims.sub)
+        let audit = AuditEvent::new(AuditKind::Logout, &who.tenant, now_unix())
+            .user(who.user_id)
             .session(sid)
             .client(client);
-        self.revoke(sid, Some(&claims.sub), "logout", audit).await?;
+        self.revoke(sid, Some(who.user_id), RevokeReason::Logout, audit)
+            .await?;
         Ok(())
     }
 
     /// Ends every session of the caller.
-    #[instrument(skip_all, err(level = "info"), fields(user_id = %claims.sub))]
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %who.user_id))]
     pub async fn logout_all(
         &self,
-        claims: &AccessClaims,
+        who: &Identity,
         client: &ClientInfo,
     ) -> Result<usize, CoreError> {
         let now = now_unix();
-        let audit = AuditEvent::new("logout_all", &claims.tenant, now)
-            .user(&claims.sub)
+        let audit = AuditEvent::new(AuditKind::LogoutAll, &who.tenant, now)
+            .user(who.user_id)
             .client(client);
+        let user = who.user_id;
         let ids = self
             .repo
-            .revoke_user_sessions(&claims.sub, "logout_all", audit)
+            .write(move |tx| {
+                Box::pin(async move {
+                    let ids = tx
+                        .revoke_user_sessions(&user, RevokeReason::LogoutAll, now)
+                        .await?;
+                    tx.audit(audit);
+                    Ok(ids)
+                })
+            })
             .await?;
         let count = ids.len();
         self.revocations.insert(ids.into_iter().map(|id| (id, now)));
@@ -249,34 +398,35 @@ impl<R: Repository> AuthService<R> {
     }
 
     /// The caller's active sessions, the current one marked.
-    pub async fn list_sessions(
-        &self,
-        claims: &AccessClaims,
-    ) -> Result<Vec<SessionView>, CoreError> {
-        let sessions = self.repo.active_sessions(&claims.sub, now_unix()).await?;
+    pub async fn list_sessions(&self, who: &Identity) -> Result<Vec<SessionView>, CoreError> {
+        let sessions = self.repo.active_sessions(who.user_id, now_unix()).await?;
         Ok(sessions
             .into_iter()
             .map(|session| SessionView {
-                current: claims.sid.as_deref() == Some(session.id.as_str()),
+                current: who.session_id == Some(session.id),
                 session,
             })
             .collect())
     }
 
-    /// Revokes one of the caller's own sessions; anyone else's is "not found".
-    #[instrument(skip_all, err(level = "info"), fields(user_id = %claims.sub))]
+    /// Revokes one of the caller's own sessions; anyone else's, and any id that is not a
+    /// session id, is "not found".
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %who.user_id))]
     pub async fn revoke_own_session(
         &self,
-        claims: &AccessClaims,
+        who: &Identity,
         session_id: &str,
         client: &ClientInfo,
     ) -> Result<(), CoreError> {
-        let audit = AuditEvent::new("session_revoked", &claims.tenant, now_unix())
-            .user(&claims.sub)
-            .session(session_id)
+        let Some(id) = SessionId::parse(session_id) else {
+            return Err(CoreError::NotFound);
+        };
+        let audit = AuditEvent::new(AuditKind::SessionRevoked, &who.tenant, now_unix())
+            .user(who.user_id)
+            .session(id)
             .client(client);
         if self
-            .revoke(session_id, Some(&claims.sub), "revoked_by_user", audit)
+            .revoke(id, Some(who.user_id), RevokeReason::RevokedByUser, audit)
             .await?
         {
             Ok(())
@@ -292,7 +442,7 @@ impl<R: Repository> AuthService<R> {
         let n = rows.len();
         let keep_after = now_unix()
             - self.tokens.settings().access_ttl.as_secs() as i64
-            - 2 * crate::token::LEEWAY_SECONDS as i64;
+            - 2 * LEEWAY_SECONDS as i64;
         self.revocations.merge(rows, keep_after);
         Ok(n)
     }
@@ -307,4 +457,159 @@ fn check_session(session: &Session, now: i64) -> Result<(), CoreError> {
         return Err(CoreError::Token(TokenRejection::Expired));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::service::{Credentials, Registration};
+    use crate::testing::{MemoryRepo, cheap_hasher, hs256_tokens};
+
+    fn service(
+        repo: &MemoryRepo,
+        max_in_flight: usize,
+        queue: Duration,
+    ) -> SessionService<MemoryRepo> {
+        let hasher = crate::password::PasswordHasher::new(
+            crate::password::Argon2Settings {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            crate::password::HashingLimits {
+                max_in_flight,
+                queue_timeout: queue,
+            },
+        )
+        .unwrap();
+        SessionService::new(
+            repo.clone(),
+            hasher,
+            Arc::new(hs256_tokens()),
+            SessionSettings::default(),
+            Arc::new(RevocationList::starting_at(0)),
+        )
+    }
+
+    fn credentials(email: &str) -> Credentials {
+        Credentials::parse(
+            Some(email),
+            None,
+            "correct horse battery".into(),
+            None,
+            ClientInfo::default(),
+        )
+        .unwrap()
+    }
+
+    async fn signed_up(repo: &MemoryRepo, email: &str) -> User {
+        let accounts = crate::service::AccountService::new(
+            repo.clone(),
+            cheap_hasher(1),
+            crate::password::PasswordPolicy::default(),
+        );
+        accounts
+            .register(
+                Registration::parse(email, None, "correct horse battery".into(), &[]).unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_login_shed_for_want_of_a_hashing_place_never_reads_the_database() {
+        let repo = MemoryRepo::default();
+        let svc = service(&repo, 1, Duration::from_millis(20));
+        // Every admitted place taken (one hash running, one prepared), as under a login flood.
+        let places = [
+            svc.hasher.admit().await.unwrap(),
+            svc.hasher.admit().await.unwrap(),
+        ];
+        let err = svc
+            .login(credentials("nobody@example.com"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CoreError::Overloaded { .. }), "{err:?}");
+        assert_eq!(repo.credential_reads(), 0);
+        assert!(repo.audit_kinds().is_empty());
+
+        // Once a place is free, the same login reads its user, hashes and is refused as usual.
+        drop(places);
+        let err = svc
+            .login(credentials("nobody@example.com"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CoreError::InvalidCredentials), "{err:?}");
+        assert_eq!(repo.credential_reads(), 1);
+        assert_eq!(repo.audit_kinds(), [AuditKind::LoginFailed]);
+        assert_eq!(svc.hasher.in_flight(), 0, "the login gave its place back");
+    }
+
+    #[tokio::test]
+    async fn a_login_opens_a_session_with_its_audit_event_in_one_unit_of_work() {
+        let repo = MemoryRepo::default();
+        let user = signed_up(&repo, "ann@example.com").await;
+        let svc = service(&repo, 1, Duration::from_secs(5));
+        let issued = svc.login(credentials("ann@example.com")).await.unwrap();
+        let sessions = svc.repo.active_sessions(user.id, now_unix()).await.unwrap();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].id, issued.session_id);
+        assert_eq!(repo.audit_kinds(), [AuditKind::LoginSucceeded]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_records_nothing() {
+        let repo = MemoryRepo::default();
+        signed_up(&repo, "ann@example.com").await;
+        let svc = service(&repo, 1, Duration::from_secs(5));
+        repo.fail_next_write();
+        let err = svc.login(credentials("ann@example.com")).await.unwrap_err();
+        assert!(matches!(err, CoreError::Store(_)), "{err:?}");
+        assert!(
+            repo.audit_kinds().is_empty(),
+            "the audit went with the write"
+        );
+        assert_eq!(repo.session_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_token_rotated_twice_after_the_grace_window_revokes_its_session() {
+        let repo = MemoryRepo::default();
+        signed_up(&repo, "ann@example.com").await;
+        let mut svc = service(&repo, 1, Duration::from_secs(5));
+        svc.settings.grace = Duration::ZERO;
+        let first = svc.login(credentials("ann@example.com")).await.unwrap();
+        let second = svc
+            .refresh(first.refresh.as_str(), &ClientInfo::default())
+            .await
+            .unwrap();
+        assert_eq!(second.session_id, first.session_id);
+        let reused = svc
+            .refresh(first.refresh.as_str(), &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(reused, CoreError::RefreshTokenReused),
+            "{reused:?}"
+        );
+        assert!(svc.revocations.is_revoked(&first.session_id));
+        let after = svc
+            .refresh(second.refresh.as_str(), &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(after, CoreError::Token(TokenRejection::Revoked)),
+            "{after:?}"
+        );
+        assert_eq!(
+            repo.audit_kinds(),
+            [
+                AuditKind::LoginSucceeded,
+                AuditKind::TokenRefreshed,
+                AuditKind::RefreshTokenReused
+            ]
+        );
+    }
 }

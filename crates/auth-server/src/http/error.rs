@@ -51,6 +51,10 @@ impl ApiError {
         self.problem.code
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// 503 for a dependency that is away; the cause goes to the log only.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "dependency unavailable");
@@ -166,8 +170,9 @@ impl From<CoreError> for ApiError {
                 ErrorCode::RefreshTokenReused,
                 "Refresh token reused; the session has been revoked",
             ),
-            CoreError::Forbidden(why) => {
-                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "Forbidden").detail(why)
+            CoreError::Forbidden(missing) => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "Forbidden")
+                    .detail(missing.to_string())
             }
             CoreError::NotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Not found")
@@ -186,7 +191,7 @@ impl From<CoreError> for ApiError {
                 | StoreError::MissingReference(_)
                 | StoreError::Other(_)),
             ) => ApiError::internal(&chain(&e)),
-            CoreError::Internal(message) => ApiError::internal(&message),
+            CoreError::Internal(e) => ApiError::internal(&chain(&e)),
         }
     }
 }

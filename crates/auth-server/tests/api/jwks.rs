@@ -110,11 +110,11 @@ async fn signing_keys_are_sealed_under_the_master_key_and_survive_restarts() {
         .await
         .unwrap();
     assert!(private.starts_with("sealed:"), "{private}");
-    let kid = app.state.auth.tokens().jwks().keys[0].kid.clone();
+    let kid = app.state.checks.tokens().jwks().keys[0].kid.clone();
 
     // A second instance on the same database reuses the key instead of creating one.
     let again = Application::build(&app.config).await.unwrap();
-    assert_eq!(again.state().auth.tokens().jwks().keys[0].kid, kid);
+    assert_eq!(again.state().checks.tokens().jwks().keys[0].kid, kid);
     assert_eq!(app.count("SELECT COUNT(*) FROM signing_keys").await, 1);
 
     // Without the right master key, start-up refuses instead of signing with a new key.

@@ -43,15 +43,16 @@ async fn bad_bearer_tokens_are_refused_with_401_and_a_challenge() {
     claims["roles"] = json!(["admin"]);
     let tampered = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
     let expired = {
+        let caller = app.state.checks.check(&token).unwrap();
         let mut user = app
             .state
-            .auth
-            .current_user(&app.state.auth.authenticate(&token).unwrap())
+            .accounts
+            .current_user(&caller.identity)
             .await
             .unwrap();
-        user.roles = vec!["user".into()];
+        user.roles = vec![auth_core::domain::RoleName::user()];
         app.state
-            .auth
+            .checks
             .tokens()
             .mint(&user, None, now_unix() - 3600)
             .unwrap()

@@ -326,7 +326,7 @@ async fn shutdown_finishes_the_writes_of_clients_that_left() {
     assert_eq!(count("SELECT COUNT(*) FROM sessions").await, 1);
     assert_eq!(count("SELECT COUNT(*) FROM refresh_tokens").await, 1);
     assert_eq!(
-        count("SELECT COUNT(*) FROM audit_events WHERE kind = 'login_succeeded'").await,
+        count("SELECT COUNT(*) FROM audit_events WHERE kind = 'login.succeeded'").await,
         1
     );
     check.close().await;

@@ -235,6 +235,6 @@ async fn permissions_follow_the_roles() {
             .unwrap()
             .contains(&json!("users:read"))
     );
-    let claims = app.state.auth.authenticate(&pair.access).unwrap();
-    assert_eq!(claims.role.as_deref(), Some("admin"));
+    let verified = app.state.checks.check(&pair.access).unwrap();
+    assert_eq!(verified.identity.role().map(|r| r.as_str()), Some("admin"));
 }

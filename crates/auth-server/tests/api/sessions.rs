@@ -1,6 +1,9 @@
+use auth_core::audit::{AuditEvent, AuditKind};
 use auth_core::now_unix;
-use auth_core::repo::{Rotation, RotationOutcome, SessionRepository};
-use auth_core::session::{AuditEvent, RefreshRecord, RefreshToken};
+use auth_core::repo::{
+    Record, Records, RefreshRotation, Rotation, RotationOutcome, SessionWrites, UnitOfWork,
+};
+use auth_core::session::{RefreshRecord, RefreshToken, RevokeReason};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -23,8 +26,11 @@ async fn login_opens_a_session_and_stores_only_the_refresh_token_hash() {
     let pair = Pair::from(r.json::<Value>().await.unwrap());
     assert_eq!(pair.refresh.len(), 43);
     assert_eq!(pair.body["refresh_expires_in"], 7 * 24 * 3600);
-    let claims = app.state.auth.authenticate(&pair.access).unwrap();
-    assert_eq!(claims.sid.as_deref(), Some(pair.session_id.as_str()));
+    let verified = app.state.checks.check(&pair.access).unwrap();
+    assert_eq!(
+        verified.identity.session_id.map(|s| s.to_string()),
+        Some(pair.session_id.clone())
+    );
 
     let (ua, ip): (Option<String>, Option<String>) =
         sqlx::query_as("SELECT user_agent, ip FROM sessions WHERE id = $1")
@@ -42,7 +48,7 @@ async fn login_opens_a_session_and_stores_only_the_refresh_token_hash() {
     assert_eq!(hashes, vec![expected]);
     assert_ne!(hashes[0], pair.refresh);
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'login_succeeded'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'login.succeeded'")
             .await,
         1
     );
@@ -87,7 +93,7 @@ async fn refresh_rotates_within_the_same_session() {
     );
     assert_eq!(third.session_id, first.session_id);
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token_refreshed'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token.refreshed'")
             .await,
         2
     );
@@ -170,7 +176,7 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session() {
             .unwrap();
     assert_eq!(reason.as_deref(), Some("refresh_token_reused"));
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_token_reused'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_token.reused'")
             .await,
         1
     );
@@ -352,7 +358,7 @@ async fn logout_with_the_refresh_token_ends_that_session_only() {
         204
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'logout'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'session.logout'")
             .await,
         1
     );
@@ -511,7 +517,8 @@ async fn revocations_reach_other_instances_sharing_the_database() {
         seen,
         "the other instance refuses the revoked session's token"
     );
-    assert!(other_state.auth.revocations().is_revoked(&pair.session_id));
+    let sid = auth_core::domain::SessionId::parse(&pair.session_id).unwrap();
+    assert!(other_state.checks.revocations().is_revoked(&sid));
     let verify = app
         .client
         .get(format!("{other_addr}/auth/verify"))
@@ -610,7 +617,7 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
     let store = app.state.store.clone();
     let rt = tokio::runtime::Handle::current();
     app.signup("stale@example.com").await;
-    let rotation_of = |record: &RefreshRecord| {
+    let rotation_of = |record: &RefreshRecord, records: &mut Records| {
         let now = now_unix();
         let sealed = RefreshToken::generate().as_str().to_owned();
         let rotation = Rotation {
@@ -619,9 +626,11 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
             now,
             idle_expires_at: now + 60,
         };
-        let audit = AuditEvent::new("token_refreshed", &record.session.tenant, now)
-            .session(&record.session.id);
-        (rotation, audit)
+        records.audit(
+            AuditEvent::new(AuditKind::TokenRefreshed, &record.session.tenant, now)
+                .session(record.session.id),
+        );
+        rotation
     };
 
     // The session is revoked after the read.
@@ -633,13 +642,18 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
     let idle_before = app.count(&idle_sql).await;
     let hash = RefreshToken::parse(&revoked.refresh).unwrap().hash();
     let outcome = store
-        .rotate_refresh_token(&hash, |record| {
-            let audit = AuditEvent::new("session_revoked", &record.session.tenant, now_unix());
+        .rotate_refresh_token(&hash, |record, records| {
+            let id = record.session.id;
             let done = tokio::task::block_in_place(|| {
-                rt.block_on(store.revoke_session(&record.session.id, None, "test", audit))
+                rt.block_on(store.write(move |tx| {
+                    Box::pin(async move {
+                        tx.revoke_session(&id, None, RevokeReason::Logout, now_unix())
+                            .await
+                    })
+                }))
             });
             assert!(done.unwrap(), "the session was live when read");
-            Some(rotation_of(record))
+            Some(rotation_of(record, records))
         })
         .await
         .unwrap();
@@ -657,7 +671,7 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
         "the idle expiry did not slide"
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token_refreshed'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token.refreshed'")
             .await,
         0
     );
@@ -670,12 +684,14 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
     let raced = app.login_pair("stale@example.com").await;
     let hash = RefreshToken::parse(&raced.refresh).unwrap().hash();
     let outcome = store
-        .rotate_refresh_token(&hash, |record| {
+        .rotate_refresh_token(&hash, |record, records| {
             let first = tokio::task::block_in_place(|| {
-                rt.block_on(store.rotate_refresh_token(&hash, |record| Some(rotation_of(record))))
+                rt.block_on(store.rotate_refresh_token(&hash, |record, records| {
+                    Some(rotation_of(record, records))
+                }))
             });
             assert!(matches!(first, Ok(RotationOutcome::Rotated)), "{first:?}");
-            Some(rotation_of(record))
+            Some(rotation_of(record, records))
         })
         .await
         .unwrap();
@@ -686,7 +702,7 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
         "one successor, the first rotation's"
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token_refreshed'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token.refreshed'")
             .await,
         1,
         "one audit event, the first rotation's"

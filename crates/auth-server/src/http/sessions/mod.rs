@@ -6,21 +6,23 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{no_store, rfc3339, token_body};
 use super::error::ApiError;
-use super::extract::{ApiJson, Authenticated, Bearer, Client, MaybeJson};
+use super::extract::{ApiJson, Bearer, Caller, Client, MaybeJson};
+use super::respond::{no_store, rfc3339, token_body};
+use super::route::{Group, Needs};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(logout_all))
-        .routes(routes!(list_sessions))
-        .routes(routes!(revoke_session))
+pub fn groups() -> Vec<Group> {
+    vec![
+        Group::new(Needs::WRITES)
+            .routes(routes!(refresh))
+            .routes(routes!(logout))
+            .routes(routes!(logout_all))
+            .routes(routes!(revoke_session)),
+        Group::new(Needs::READS).routes(routes!(list_sessions)),
+    ]
 }
 
 /// Rotate a refresh token: returns a new access token and the successor refresh token of the
@@ -38,7 +40,7 @@ pub async fn refresh(
     Client(client): Client,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let issued = state.auth.refresh(&body.refresh_token, &client).await?;
+    let issued = state.sessions.refresh(&body.refresh_token, &client).await?;
     Ok(no_store(Json(token_body(issued)).into_response()))
 }
 
@@ -58,10 +60,13 @@ pub async fn logout(
     MaybeJson(body): MaybeJson<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
     match body.and_then(|b| b.refresh_token) {
-        Some(token) => state.auth.logout_refresh_token(&token, &client).await?,
+        Some(token) => state.sessions.logout_refresh_token(&token, &client).await?,
         None => {
-            let Authenticated(claims) = Authenticated::from_bearer(bearer, &state)?;
-            state.auth.logout_session(&claims, &client).await?;
+            let caller = Caller::from_bearer(bearer, &state)?;
+            state
+                .sessions
+                .logout_session(caller.identity(), &client)
+                .await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)
@@ -77,9 +82,12 @@ pub async fn logout(
 pub async fn logout_all(
     State(state): State<AppState>,
     Client(client): Client,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    state.auth.logout_all(&claims, &client).await?;
+    state
+        .sessions
+        .logout_all(caller.identity(), &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -92,13 +100,13 @@ pub async fn logout_all(
     ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let sessions = state.auth.list_sessions(&claims).await?;
+    let sessions = state.sessions.list_sessions(caller.identity()).await?;
     let body: Vec<SessionInfo> = sessions
         .into_iter()
         .map(|v| SessionInfo {
-            id: v.session.id,
+            id: v.session.id.to_string(),
             current: v.current,
             user_agent: v.session.client.user_agent,
             ip: v.session.client.ip,
@@ -122,9 +130,12 @@ pub async fn list_sessions(
 pub async fn revoke_session(
     State(state): State<AppState>,
     Client(client): Client,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.auth.revoke_own_session(&claims, &id, &client).await?;
+    state
+        .sessions
+        .revoke_own_session(caller.identity(), &id, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

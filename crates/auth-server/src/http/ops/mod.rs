@@ -9,18 +9,21 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
+use super::route::{Group, Needs};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(auth_health))
-        .routes(routes!(ready))
-        .routes(routes!(jwks))
+pub fn groups() -> Vec<Group> {
+    vec![
+        Group::new(Needs::NOTHING)
+            .routes(routes!(health))
+            .routes(routes!(auth_health))
+            .routes(routes!(jwks)),
+        // Readiness documents its own 503: it is the answer, not a refusal.
+        Group::new(Needs::NOTHING).routes(routes!(ready)),
+    ]
 }
 
 fn alive() -> Json<Health> {
@@ -63,7 +66,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiErr
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
     responses((status = 200, body = JwkSet)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let set = state.auth.tokens().jwks();
+    let set = state.checks.tokens().jwks();
     let mut response = Json(&*set).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -1,26 +1,23 @@
 //! Request extractors that answer bad input with problem+json: JSON bodies (415, 413, 400,
-//! 422 naming the field), JSON-or-form bodies, and the bearer token.
+//! 422 naming the field), JSON-or-form bodies; and, in [`caller`], who is calling.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+mod caller;
 
-use auth_core::error::TokenRejection;
-use auth_core::session::ClientInfo;
-use auth_core::token::AccessClaims;
+pub use caller::{
+    Bearer, Caller, Client, RequirePermission, TenantScope, bearer_token, require_permission,
+};
+
 use auth_proto::{ErrorCode, FieldError};
 use axum::RequestExt as _;
 use axum::body::Bytes;
 use axum::body::HttpBody as _;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
 use http_body_util::{BodyExt as _, LengthLimitError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::config::IpNet;
-use crate::state::AppState;
 
 /// The media type family of a request body.
 #[derive(Debug, PartialEq, Eq)]
@@ -223,116 +220,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOrForm<T> {
             )),
         }
     }
-}
-
-/// The raw bearer token of the request, if any was sent.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, TokenRejection> {
-    // Read as bytes: a token is checked in full by whoever verifies it, so checking its every
-    // byte here too (as `HeaderValue::to_str` does) would only cost time.
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(TokenRejection::Missing)?
-        .as_bytes();
-    let space = value
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or(TokenRejection::Malformed)?;
-    let (scheme, token) = value.split_at(space);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Err(TokenRejection::Missing);
-    }
-    let token = token.trim_ascii();
-    if token.is_empty() {
-        return Err(TokenRejection::Missing);
-    }
-    std::str::from_utf8(token).map_err(|_| TokenRejection::Malformed)
-}
-
-/// The raw bearer token, or why there is none; verification is left to the handler.
-pub struct Bearer(pub Result<String, TokenRejection>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Bearer(bearer_token(&parts.headers).map(str::to_owned)))
-    }
-}
-
-/// The verified claims of the request's bearer token.
-pub struct Authenticated(pub Arc<AccessClaims>);
-
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers).map_err(auth_core::CoreError::Token)?;
-        Ok(Authenticated(state.auth.authenticate(token)?))
-    }
-}
-
-impl Authenticated {
-    /// Verifies a bearer token taken with [`Bearer`].
-    pub fn from_bearer(
-        bearer: Result<String, TokenRejection>,
-        state: &AppState,
-    ) -> Result<Self, ApiError> {
-        let token = bearer.map_err(auth_core::CoreError::Token)?;
-        Ok(Authenticated(state.auth.authenticate(&token)?))
-    }
-}
-
-/// Where the request came from: the peer address, or the `X-Forwarded-For` client when the
-/// peer is a trusted proxy; and the user agent.
-pub struct Client(pub ClientInfo);
-
-impl FromRequestParts<AppState> for Client {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        let ip = peer.map(|peer| client_ip(peer, parts, &state.trusted_proxies));
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(Client(ClientInfo {
-            ip: ip.map(|ip| ip.to_string()),
-            user_agent,
-        }))
-    }
-}
-
-/// Walks `X-Forwarded-For` from the right while the hops are trusted proxies; the first
-/// untrusted address is the client. A peer that is not a trusted proxy is the client itself.
-fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(peer) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let mut client = peer;
-    for hop in hops.into_iter().rev() {
-        client = hop;
-        if !is_trusted(hop) {
-            break;
-        }
-    }
-    client
 }
 
 /// An optional JSON body: `None` when the request has no body at all, or a body of JSON

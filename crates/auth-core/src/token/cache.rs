@@ -10,9 +10,8 @@
 //!
 //! Each entry keeps the token's times and its [`Identity`] (who, roles, permissions, session),
 //! so a hit decodes nothing. Identities are shared: the tokens of one session carry the same
-//! one until its roles change, so it is kept once (under a kilobyte; about 2 KB once both its
-//! introspection answer and its forward-auth headers are rendered) however many of its tokens
-//! are cached, and an entry costs about 40 bytes. Expiry is checked on every hit, the cache is
+//! one until its roles change, so it is kept once (with whatever rendering the server keeps in
+//! it) however many of its tokens are cached, and an entry costs about 40 bytes. Expiry is checked on every hit, the cache is
 //! emptied whenever the key ring changes, and revocation is never its business: callers check
 //! it on every request.
 
@@ -22,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use crate::token::{AccessClaims, Identity, LEEWAY_SECONDS, Verified};
+use super::claims::{Identity, LEEWAY_SECONDS, Verified};
 
 /// The cache key of a token: a keyed 128-bit hash of its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,13 +127,18 @@ impl VerifiedCache {
     /// what [`VerifiedCache::get`] will. When its shard is full, expired entries go first; if
     /// that frees nothing, the shard starts over (bounded memory matters more than the hit
     /// rate of a flood).
-    pub fn insert(&self, key: TokenKey, claims: &AccessClaims, now: i64) -> Verified {
-        let identity = Identity::of(claims);
+    pub fn insert(
+        &self,
+        key: TokenKey,
+        identity: Identity,
+        (exp, iat): (i64, i64),
+        now: i64,
+    ) -> Verified {
         if self.shard_capacity == 0 {
             return Verified {
                 identity: Arc::new(identity),
-                exp: claims.exp,
-                iat: claims.iat,
+                exp,
+                iat,
             };
         }
         let identity = self.intern(identity);
@@ -154,8 +158,8 @@ impl VerifiedCache {
                 }
             }
             let entry = Entry {
-                exp: claims.exp,
-                iat: claims.iat,
+                exp,
+                iat,
                 identity: Arc::clone(&identity),
             };
             if let Some(replaced) = entries.insert(key, entry) {
@@ -163,11 +167,7 @@ impl VerifiedCache {
             }
         }
         self.forget(dropped);
-        Verified {
-            identity,
-            exp: claims.exp,
-            iat: claims.iat,
-        }
+        Verified { identity, exp, iat }
     }
 
     /// The shared copy of `identity`, kept from now on if it is new.
@@ -244,25 +244,40 @@ fn live(exp: i64, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::AccessClaims;
 
-    /// Claims of a token of session `sid` that expires at `exp`.
-    fn claims(sid: &str, exp: i64) -> AccessClaims {
+    /// A session id per label.
+    fn sid(label: &str) -> String {
+        let n = label.bytes().fold(7u128, |h, b| {
+            h.wrapping_mul(131).wrapping_add(u128::from(b))
+        });
+        uuid::Uuid::from_u128(n).to_string()
+    }
+
+    /// Claims of a token of session `label` that expires at `exp`.
+    fn claims(label: &str, exp: i64) -> AccessClaims {
         AccessClaims {
             iss: "iss".into(),
-            sub: "u-1".into(),
+            sub: "0190a5c4-0000-7000-8000-000000000001".into(),
             aud: "api".into(),
             exp,
             iat: exp - 900,
             nbf: None,
-            jti: format!("{sid}-{exp}"),
+            jti: format!("{label}-{exp}"),
             client_id: "c".into(),
             tenant: "default".into(),
             roles: vec!["user".into()],
             permissions: vec![],
             role: Some("user".into()),
             email: "a@example.com".into(),
-            sid: Some(sid.into()),
+            sid: Some(sid(label)),
         }
+    }
+
+    /// Caches `claims` under `key` at `now`, as a full verification does.
+    fn put(cache: &VerifiedCache, key: TokenKey, claims: &AccessClaims, now: i64) -> Verified {
+        let identity = Identity::of(claims).expect("valid claims");
+        cache.insert(key, identity, (claims.exp, claims.iat), now)
     }
 
     #[test]
@@ -270,20 +285,20 @@ mod tests {
         // Two entries per shard; these three keys share shard 0.
         let cache = VerifiedCache::new(2 * SHARDS);
         let (a, b, c) = (TokenKey(1), TokenKey(2), TokenKey(3));
-        let verified = cache.insert(a, &claims("s", 100), 0);
+        let verified = put(&cache, a, &claims("s", 100), 0);
         assert_eq!(cache.get(&a, 100 + LEEWAY_SECONDS as i64), Some(verified));
         assert_eq!(cache.get(&a, 101 + LEEWAY_SECONDS as i64), None, "expired");
-        cache.insert(b, &claims("s", 1000), 0);
-        cache.insert(c, &claims("s", 1000), 500);
+        put(&cache, b, &claims("s", 1000), 0);
+        put(&cache, c, &claims("s", 1000), 500);
         assert!(cache.get(&a, 0).is_none(), "the expired entry made room");
         assert!(cache.get(&c, 500).is_some());
         assert_eq!(cache.len(), 2);
-        cache.insert(a, &claims("s", 1000), 500);
+        put(&cache, a, &claims("s", 1000), 500);
         assert!(cache.len() <= 2);
         let spread = VerifiedCache::new(SHARDS);
         for i in 0..1000 {
             let key = spread.key(&format!("token-{i}"));
-            spread.insert(key, &claims(&format!("s-{i}"), 1000), 0);
+            put(&spread, key, &claims(&format!("s-{i}"), 1000), 0);
         }
         assert!(spread.len() <= SHARDS, "bounded over all shards");
         assert!(
@@ -291,23 +306,26 @@ mod tests {
             "dropped entries take their identities along"
         );
         let off = VerifiedCache::new(0);
-        let verified = off.insert(a, &claims("s", 1000), 0);
-        assert_eq!(*verified.identity, Identity::of(&claims("s", 1000)));
+        let verified = put(&off, a, &claims("s", 1000), 0);
+        assert_eq!(
+            *verified.identity,
+            Identity::of(&claims("s", 1000)).unwrap()
+        );
         assert!(off.get(&a, 0).is_none());
     }
 
     #[test]
     fn tokens_of_one_session_share_an_identity_kept_while_one_is_cached() {
         let cache = VerifiedCache::new(64 * SHARDS);
-        let first = cache.insert(cache.key("t1"), &claims("s-1", 1000), 0);
-        let second = cache.insert(cache.key("t2"), &claims("s-1", 2000), 0);
+        let first = put(&cache, cache.key("t1"), &claims("s-1", 1000), 0);
+        let second = put(&cache, cache.key("t2"), &claims("s-1", 2000), 0);
         assert!(Arc::ptr_eq(&first.identity, &second.identity));
         assert_eq!((first.exp, second.exp), (1000, 2000));
-        let other = cache.insert(cache.key("t3"), &claims("s-2", 1000), 0);
+        let other = put(&cache, cache.key("t3"), &claims("s-2", 1000), 0);
         assert!(!Arc::ptr_eq(&first.identity, &other.identity));
         let mut promoted = claims("s-1", 3000);
         promoted.roles.push("admin".into());
-        let changed = cache.insert(cache.key("t4"), &promoted, 0);
+        let changed = put(&cache, cache.key("t4"), &promoted, 0);
         assert!(
             !Arc::ptr_eq(&first.identity, &changed.identity),
             "new roles, new identity"
@@ -315,7 +333,7 @@ mod tests {
         assert_eq!(cache.identities(), 3);
         drop((first, second, other, changed));
         // Re-caching a token under its key keeps one entry and one identity.
-        cache.insert(cache.key("t3"), &claims("s-2", 1000), 0);
+        put(&cache, cache.key("t3"), &claims("s-2", 1000), 0);
         assert_eq!((cache.len(), cache.identities()), (4, 3));
         cache.clear();
         assert_eq!((cache.len(), cache.identities()), (0, 0));
@@ -327,14 +345,14 @@ mod tests {
         let cache = VerifiedCache::new(SHARDS);
         for i in 0..200 {
             let key = cache.key(&format!("token-{i}"));
-            cache.insert(key, &claims(&format!("s-{i}"), 1000), 0);
+            put(&cache, key, &claims(&format!("s-{i}"), 1000), 0);
             assert!(cache.identities() <= cache.len(), "after {i} tokens");
         }
         // A token check holding an identity while its entry goes leaves it behind; the
         // sweep bounds such leftovers. These keys all fall in shard 0.
-        let mut held = cache.insert(TokenKey(0), &claims("h-0", 1000), 0);
+        let mut held = put(&cache, TokenKey(0), &claims("h-0", 1000), 0);
         for i in 1..200u128 {
-            let next = cache.insert(TokenKey(i), &claims(&format!("h-{i}"), 1000), 0);
+            let next = put(&cache, TokenKey(i), &claims(&format!("h-{i}"), 1000), 0);
             assert!(!Arc::ptr_eq(&held.identity, &next.identity));
             held = next;
         }

@@ -10,20 +10,22 @@ use auth_proto::{
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{no_store, user_body};
 use super::error::ApiError;
-use super::extract::{ApiJson, Authenticated, Client, JsonOrForm};
+use super::extract::{ApiJson, Caller, Client, JsonOrForm};
+use super::respond::{no_store, user_body};
+use super::route::{Group, Needs};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(obtain_pair))
-        .routes(routes!(refresh_pair))
-        .routes(routes!(me))
-        .routes(routes!(health))
+pub fn groups() -> Vec<Group> {
+    vec![
+        Group::new(Needs::WRITES)
+            .routes(routes!(obtain_pair))
+            .routes(routes!(refresh_pair)),
+        Group::new(Needs::READS).routes(routes!(me)),
+        Group::new(Needs::NOTHING).routes(routes!(health)),
+    ]
 }
 
 fn pair(issued: auth_core::service::IssuedTokens) -> Response {
@@ -52,7 +54,7 @@ pub async fn obtain_pair(
     JsonOrForm(body): JsonOrForm<CompatObtainRequest>,
 ) -> Result<Response, ApiError> {
     let credentials = Credentials::parse(Some(&body.email), None, body.password, None, client)?;
-    match state.auth.login(credentials).await {
+    match state.sessions.login(credentials).await {
         Ok(issued) => Ok(pair(issued)),
         Err(CoreError::InvalidCredentials) => Err(ApiError::from(CoreError::InvalidCredentials)
             .detail("No active account found with the given credentials")),
@@ -73,7 +75,7 @@ pub async fn refresh_pair(
     ApiJson(body): ApiJson<CompatRefreshRequest>,
 ) -> Result<Response, ApiError> {
     let issued = state
-        .auth
+        .sessions
         .refresh(&body.refresh, &client)
         .await
         .map_err(|e| ApiError::from(e).detail("Token is invalid or expired"))?;
@@ -87,11 +89,8 @@ pub async fn refresh_pair(
         (status = 200, body = User),
         (status = 401, description = "`token_invalid`, `token_expired` or `token_revoked`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn me(
-    State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
-) -> Result<Response, ApiError> {
-    let user = state.auth.current_user(&claims).await?;
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let user = state.accounts.current_user(caller.identity()).await?;
     Ok(no_store(Json(user_body(user)).into_response()))
 }
 

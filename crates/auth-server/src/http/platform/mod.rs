@@ -2,11 +2,12 @@
 //! gateways (`/auth/verify`). Neither touches the database: signature and claims are checked
 //! locally and revoked sessions come from the in-memory revocation list.
 
+mod render;
+
 use auth_core::CoreError;
-use auth_core::service::AuthService;
+use auth_core::service::TokenChecks;
 use auth_core::token::{Identity, Verified};
 use auth_proto::{ErrorCode, Introspection, Problem, ValidateRequest, introspection_answer};
-use auth_store::Store;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,24 +15,29 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::no_store;
 use super::error::ApiError;
 use super::extract::{Bearer, MaybeJsonBytes, bearer_token, parse_json};
+use super::respond::no_store;
+use super::route::{Group, Needs};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(validate))
-        .routes(routes!(verify))
+pub fn groups() -> Vec<Group> {
+    // Token checks answer from memory: no database, nothing to complete.
+    vec![
+        Group::new(Needs::NOTHING)
+            .routes(routes!(validate))
+            .routes(routes!(verify)),
+    ]
 }
 
 /// The introspection of an active token: its identity's members, rendered once for all tokens
 /// of that identity, and the token's times.
 fn active(token: &Verified) -> Response {
-    let body = introspection_answer(token.identity.introspection(), token.exp, token.iat);
+    let body = render::introspection(&token.identity, |opening| {
+        introspection_answer(opening, token.exp, token.iat)
+    });
     let mut response = Response::new(Body::from(body));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -65,7 +71,7 @@ pub async fn validate(
         .as_ref()
         .and_then(|b| b.token.as_deref())
         .or(bearer.as_deref());
-    let response = match token.map(|t| state.auth.check(t)) {
+    let response = match token.map(|t| state.checks.check(t)) {
         Some(Ok(verified)) => active(&verified),
         Some(Err(e)) => {
             tracing::info!(reason = %e, "token inactive");
@@ -99,8 +105,8 @@ pub async fn verify(State(state): State<AppState>, request: Request) -> Result<R
     let query = verify_query(request.uri().query())?;
     // The token is read in place from the request's headers, not copied.
     let token = bearer_token(request.headers()).map_err(CoreError::Token)?;
-    let verified = state.auth.check(token)?;
-    AuthService::<Store>::require(
+    let verified = state.checks.check(token)?;
+    TokenChecks::require(
         &verified,
         query.role.as_deref(),
         query.permission.as_deref(),
@@ -127,7 +133,7 @@ fn verify_query(query: Option<&str>) -> Result<VerifyQuery, ApiError> {
 fn identity_headers(identity: &Identity) -> Response {
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
-    headers.clone_from(identity.forward_auth_headers());
+    render::forward_auth_headers(identity, |rendered| headers.clone_from(rendered));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -1,0 +1,433 @@
+//! An in-memory repository for unit tests: every repository trait, with the store's rules
+//! (unique emails and usernames per tenant, built-in roles, conditional rotation claims,
+//! units of work that commit whole or not at all), so a test of a service stubs nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::StoreError;
+use crate::audit::{AuditEvent, AuditKind};
+use crate::domain::{
+    LoginName, NewUser, Permission, SessionId, TenantId, User, UserCredentials, UserId, order_roles,
+};
+use crate::password::{Argon2Settings, HashingLimits, PasswordHasher};
+use crate::repo::{
+    BoxFuture, HealthRepository, Record, Records, RefreshRotation, Rotation, RotationOutcome,
+    SessionReads, SessionWrites, Transaction, UnitOfWork, UserReads, UserWrites,
+};
+use crate::session::{RefreshRecord, RevokeReason, Session};
+use crate::token::{TokenService, TokenSettings};
+
+/// A hasher with the cheapest Argon2 parameters.
+pub fn cheap_hasher(max_in_flight: usize) -> PasswordHasher {
+    PasswordHasher::new(
+        Argon2Settings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        HashingLimits {
+            max_in_flight,
+            queue_timeout: Duration::from_secs(5),
+        },
+    )
+    .expect("valid parameters")
+}
+
+/// An HS256 token service (no keys to create).
+pub fn hs256_tokens() -> TokenService {
+    TokenService::with_shared_secret(
+        TokenSettings {
+            issuer: "https://auth.test".into(),
+            audience: "platform".into(),
+            access_ttl: Duration::from_secs(900),
+        },
+        &SecretString::from("x".repeat(32)),
+    )
+}
+
+#[derive(Clone)]
+struct StoredUser {
+    user: User,
+    password_hash: String,
+    email: String,
+    username: Option<String>,
+}
+
+#[derive(Clone)]
+struct StoredToken {
+    hash: String,
+    session: SessionId,
+    used_at: Option<i64>,
+    successor_sealed: Option<String>,
+}
+
+#[derive(Clone, Default)]
+struct State {
+    users: Vec<StoredUser>,
+    sessions: Vec<(Session, Option<RevokeReason>)>,
+    tokens: Vec<StoredToken>,
+    audit: Vec<AuditEvent>,
+}
+
+impl State {
+    fn user(&self, id: UserId) -> Option<&StoredUser> {
+        self.users.iter().find(|u| u.user.id == id)
+    }
+
+    fn record(&self, token_hash: &str) -> Option<RefreshRecord> {
+        let token = self.tokens.iter().find(|t| t.hash == token_hash)?;
+        let (session, _) = self.sessions.iter().find(|(s, _)| s.id == token.session)?;
+        let user = self.user(session.user_id)?;
+        Some(RefreshRecord {
+            session: session.clone(),
+            user: user.user.clone(),
+            used_at: token.used_at,
+            successor_sealed: token.successor_sealed.clone(),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    /// One unit of work at a time, as the store's writer.
+    writing: Arc<tokio::sync::Mutex<()>>,
+    credential_reads: AtomicUsize,
+    fail_next_write: AtomicBool,
+}
+
+/// The in-memory repository. Clones share their data.
+#[derive(Clone, Default)]
+pub struct MemoryRepo(Arc<Inner>);
+
+impl MemoryRepo {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many times a login's user was looked up.
+    pub fn credential_reads(&self) -> usize {
+        self.0.credential_reads.load(Ordering::SeqCst)
+    }
+
+    /// The kinds of the stored audit events, oldest first.
+    pub fn audit_kinds(&self) -> Vec<AuditKind> {
+        self.state().audit.iter().map(|e| e.kind).collect()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.state().users.len()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.state().sessions.len()
+    }
+
+    pub fn password_hash(&self, id: UserId) -> Option<String> {
+        self.state().user(id).map(|u| u.password_hash.clone())
+    }
+
+    /// The next unit of work fails at its commit, as a database that went away would.
+    pub fn fail_next_write(&self) {
+        self.0.fail_next_write.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Permissions of the built-in roles of the default tenant, as the migrations seed them.
+fn permissions_of(role: &str) -> Option<&'static [&'static str]> {
+    match role {
+        "admin" => Some(&[
+            "audit:read",
+            "keys:read",
+            "keys:write",
+            "roles:read",
+            "roles:write",
+            "sessions:write",
+            "tenants:write",
+            "users:read",
+            "users:write",
+        ]),
+        "user" => Some(&[]),
+        _ => None,
+    }
+}
+
+/// A unit of work on a copy of the data, which replaces the data at commit.
+pub struct MemoryTx {
+    repo: MemoryRepo,
+    staged: State,
+    records: Records,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Record for MemoryTx {
+    fn audit(&mut self, event: AuditEvent) {
+        self.records.audit(event);
+    }
+}
+
+impl Transaction for MemoryTx {}
+
+impl UnitOfWork for MemoryRepo {
+    type Tx = MemoryTx;
+
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        F: for<'t> FnOnce(&'t mut MemoryTx) -> BoxFuture<'t, Result<T, StoreError>> + Send,
+    {
+        let turn = self.0.writing.clone().lock_owned().await;
+        let staged = self.state().clone();
+        let mut tx = MemoryTx {
+            repo: self.clone(),
+            staged,
+            records: Records::default(),
+            _turn: turn,
+        };
+        let out = work(&mut tx).await?;
+        if self.0.fail_next_write.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "the next write was set to fail".into(),
+            ));
+        }
+        let MemoryTx {
+            repo,
+            mut staged,
+            records,
+            ..
+        } = tx;
+        staged.audit.extend(records.audit);
+        *repo.state() = staged;
+        Ok(out)
+    }
+}
+
+impl UserWrites for MemoryTx {
+    fn insert_user(&mut self, new: NewUser) -> BoxFuture<'_, Result<User, StoreError>> {
+        Box::pin(async move {
+            let state = &mut self.staged;
+            let same_tenant = |u: &&StoredUser| u.user.tenant == new.tenant;
+            if state
+                .users
+                .iter()
+                .filter(same_tenant)
+                .any(|u| u.email == new.email.normalized())
+            {
+                return Err(StoreError::DuplicateEmail);
+            }
+            let username = new.username.as_ref().map(|u| u.normalized().to_owned());
+            if username.is_some()
+                && state
+                    .users
+                    .iter()
+                    .filter(same_tenant)
+                    .any(|u| u.username == username)
+            {
+                return Err(StoreError::DuplicateUsername);
+            }
+            let mut permissions = Vec::new();
+            for role in &new.roles {
+                let granted = permissions_of(role.as_str())
+                    .filter(|_| new.tenant == TenantId::default_tenant())
+                    .ok_or_else(|| StoreError::MissingReference(format!("role {role}")))?;
+                permissions.extend(granted.iter().map(|p| Permission::trusted(*p)));
+            }
+            permissions.sort();
+            permissions.dedup();
+            let mut roles = new.roles.clone();
+            order_roles(&mut roles);
+            let user = User {
+                id: new.id,
+                tenant: new.tenant.clone(),
+                email: new.email.as_str().to_owned(),
+                username: new.username.as_ref().map(|u| u.as_str().to_owned()),
+                roles,
+                permissions,
+                email_verified: false,
+                disabled: false,
+                created_at: new.now,
+                updated_at: new.now,
+            };
+            state.users.push(StoredUser {
+                user: user.clone(),
+                password_hash: new.password_hash,
+                email: new.email.normalized().to_owned(),
+                username,
+            });
+            Ok(user)
+        })
+    }
+}
+
+impl SessionWrites for MemoryTx {
+    fn create_session(&mut self, session: Session, token_hash: String) {
+        self.staged.tokens.push(StoredToken {
+            hash: token_hash,
+            session: session.id,
+            used_at: None,
+            successor_sealed: None,
+        });
+        self.staged.sessions.push((session, None));
+    }
+
+    fn revoke_session<'a>(
+        &'a mut self,
+        id: &'a SessionId,
+        owner: Option<&'a UserId>,
+        reason: RevokeReason,
+        at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let found = self.staged.sessions.iter_mut().find(|(s, _)| {
+                s.id == *id && s.revoked_at.is_none() && owner.is_none_or(|o| s.user_id == *o)
+            });
+            Ok(match found {
+                Some((session, why)) => {
+                    session.revoked_at = Some(at);
+                    *why = Some(reason);
+                    true
+                }
+                None => false,
+            })
+        })
+    }
+
+    fn revoke_user_sessions<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        reason: RevokeReason,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>> {
+        Box::pin(async move {
+            let mut ids = Vec::new();
+            for (session, why) in &mut self.staged.sessions {
+                if session.user_id == *user && session.revoked_at.is_none() {
+                    session.revoked_at = Some(at);
+                    *why = Some(reason);
+                    ids.push(session.id);
+                }
+            }
+            Ok(ids)
+        })
+    }
+}
+
+impl UserReads for MemoryRepo {
+    async fn find_credentials(
+        &self,
+        tenant: &TenantId,
+        name: &LoginName,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        self.0.credential_reads.fetch_add(1, Ordering::SeqCst);
+        let state = self.state();
+        let found = state.users.iter().find(|u| {
+            u.user.tenant == *tenant
+                && match name {
+                    LoginName::Email(e) => u.email == e.normalized(),
+                    LoginName::Username(n) => u.username.as_deref() == Some(n.normalized()),
+                }
+        });
+        Ok(found.map(|u| UserCredentials {
+            user: u.user.clone(),
+            password_hash: u.password_hash.clone(),
+        }))
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.state().user(id).map(|u| u.user.clone()))
+    }
+}
+
+impl SessionReads for MemoryRepo {
+    async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        Ok(self.state().record(token_hash))
+    }
+
+    async fn active_sessions(&self, user: UserId, now: i64) -> Result<Vec<Session>, StoreError> {
+        let mut sessions: Vec<Session> = self
+            .state()
+            .sessions
+            .iter()
+            .map(|(s, _)| s.clone())
+            .filter(|s| s.user_id == user && s.is_active(now))
+            .collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        Ok(sessions)
+    }
+
+    async fn revoked_since(&self, since: i64) -> Result<Vec<(SessionId, i64)>, StoreError> {
+        Ok(self
+            .state()
+            .sessions
+            .iter()
+            .filter_map(|(s, _)| s.revoked_at.filter(|at| *at >= since).map(|at| (s.id, at)))
+            .collect())
+    }
+}
+
+impl RefreshRotation for MemoryRepo {
+    async fn rotate_refresh_token<F>(
+        &self,
+        token_hash: &str,
+        plan: F,
+    ) -> Result<RotationOutcome, StoreError>
+    where
+        F: FnOnce(&RefreshRecord, &mut Records) -> Option<Rotation> + Send,
+    {
+        let Some(record) = self.state().record(token_hash) else {
+            return Ok(RotationOutcome::Unknown);
+        };
+        if record.used_at.is_some() {
+            return Ok(RotationOutcome::Used(Box::new(record)));
+        }
+        let mut records = Records::default();
+        let Some(rotation) = plan(&record, &mut records) else {
+            return Ok(RotationOutcome::Declined);
+        };
+        let _turn = self.0.writing.clone().lock_owned().await;
+        let mut state = self.state();
+        let session_live = state
+            .sessions
+            .iter()
+            .any(|(s, _)| s.id == record.session.id && s.revoked_at.is_none());
+        let Some(token) = state
+            .tokens
+            .iter_mut()
+            .find(|t| t.hash == token_hash && t.used_at.is_none())
+            .filter(|_| session_live)
+        else {
+            return Ok(RotationOutcome::Raced);
+        };
+        token.used_at = Some(rotation.now);
+        token.successor_sealed = Some(rotation.successor_sealed);
+        state.tokens.push(StoredToken {
+            hash: rotation.successor_hash,
+            session: record.session.id,
+            used_at: None,
+            successor_sealed: None,
+        });
+        if let Some((session, _)) = state
+            .sessions
+            .iter_mut()
+            .find(|(s, _)| s.id == record.session.id)
+        {
+            session.last_used_at = rotation.now;
+            session.idle_expires_at = rotation.idle_expires_at;
+        }
+        state.audit.extend(records.audit);
+        Ok(RotationOutcome::Rotated)
+    }
+}
+
+impl HealthRepository for MemoryRepo {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

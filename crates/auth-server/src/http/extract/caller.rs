@@ -1,0 +1,337 @@
+//! Who is calling: the bearer token ([`Bearer`]), the verified caller ([`Caller`]) with the
+//! tenants it may act on ([`TenantScope`]), a permission required of it ([`RequirePermission`],
+//! or a route group's declared permission, checked by [`require_permission`]), and where the
+//! request came from ([`Client`]).
+
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+
+use auth_core::CoreError;
+use auth_core::domain::TenantId;
+use auth_core::error::TokenRejection;
+use auth_core::service::TokenChecks;
+use auth_core::session::ClientInfo;
+use auth_core::token::{Identity, Verified};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::config::IpNet;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// The permission that spans tenants: its holder acts on every tenant.
+pub const SUPERADMIN: &str = "superadmin";
+
+/// The raw bearer token of the request, if any was sent.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, TokenRejection> {
+    // Read as bytes: a token is checked in full by whoever verifies it, so checking its every
+    // byte here too (as `HeaderValue::to_str` does) would only cost time.
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(TokenRejection::Missing)?
+        .as_bytes();
+    let space = value
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(TokenRejection::Malformed)?;
+    let (scheme, token) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(TokenRejection::Missing);
+    }
+    let token = token.trim_ascii();
+    if token.is_empty() {
+        return Err(TokenRejection::Missing);
+    }
+    std::str::from_utf8(token).map_err(|_| TokenRejection::Malformed)
+}
+
+/// The raw bearer token, or why there is none; verification is left to the handler.
+pub struct Bearer(pub Result<String, TokenRejection>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Bearer(bearer_token(&parts.headers).map(str::to_owned)))
+    }
+}
+
+/// Where the request came from: the peer address, or the `X-Forwarded-For` client when the
+/// peer is a trusted proxy; and the user agent.
+pub struct Client(pub ClientInfo);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let ip = peer.map(|peer| client_ip(peer, parts, &state.trusted_proxies));
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Client(ClientInfo {
+            ip: ip.map(|ip| ip.to_string()),
+            user_agent,
+        }))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right while the hops are trusted proxies; the first
+/// untrusted address is the client. A peer that is not a trusted proxy is the client itself.
+fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        client = hop;
+        if !is_trusted(hop) {
+            break;
+        }
+    }
+    client
+}
+
+/// The tenants a caller may act on: its own, or every one for a `superadmin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantScope {
+    Only(TenantId),
+    All,
+}
+
+impl TenantScope {
+    fn of(identity: &Identity) -> Self {
+        if identity.has_permission(SUPERADMIN) {
+            Self::All
+        } else {
+            Self::Only(identity.tenant.clone())
+        }
+    }
+
+    /// Whether something of `tenant` is within reach; what is not is answered as if it did
+    /// not exist (404), never as forbidden.
+    pub fn allows(&self, tenant: &TenantId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(own) => own == tenant,
+        }
+    }
+}
+
+/// The verified caller: a valid access token of a live session, and its tenant scope.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub verified: Verified,
+    pub scope: TenantScope,
+}
+
+impl Caller {
+    pub fn identity(&self) -> &Identity {
+        &self.verified.identity
+    }
+
+    /// The caller of a request with these headers, holding `permission` when one is asked
+    /// for: 401 without a valid token, 403 `forbidden` without the permission.
+    pub fn authorize(
+        checks: &TokenChecks,
+        headers: &HeaderMap,
+        permission: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let token = bearer_token(headers).map_err(CoreError::Token)?;
+        Self::of_token(checks, token, permission)
+    }
+
+    fn of_token(
+        checks: &TokenChecks,
+        token: &str,
+        permission: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let verified = checks.check(token)?;
+        TokenChecks::require(&verified, None, permission)?;
+        let scope = TenantScope::of(&verified.identity);
+        Ok(Self { verified, scope })
+    }
+
+    /// Verifies a bearer token taken with [`Bearer`].
+    pub fn from_bearer(
+        bearer: Result<String, TokenRejection>,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let token = bearer.map_err(CoreError::Token)?;
+        Self::of_token(&state.checks, &token, None)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    /// The caller checked by its route group ([`require_permission`]), or else verified now.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        Caller::authorize(&state.checks, &parts.headers, None)
+    }
+}
+
+/// Checks the permission a route group declares ([`crate::http::route::Needs::permission`])
+/// before the handler runs, and hands the [`Caller`] on to it.
+pub async fn require_permission(
+    State((state, permission)): State<(AppState, &'static str)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match Caller::authorize(&state.checks, request.headers(), Some(permission)) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// A permission's name, as a type (for [`RequirePermission`]).
+pub trait PermissionName {
+    const NAME: &'static str;
+}
+
+/// The caller, holding the permission `P`; 401 or 403 otherwise.
+pub struct RequirePermission<P: PermissionName>(pub Caller, PhantomData<P>);
+
+impl<P: PermissionName> FromRequestParts<AppState> for RequirePermission<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::authorize(&state.checks, &parts.headers, Some(P::NAME))?;
+        Ok(Self(caller, PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use auth_core::domain::{Permission, RoleName, SessionId, User, UserId};
+    use auth_core::revocation::RevocationList;
+    use auth_core::token::{TokenService, TokenSettings};
+    use auth_proto::ErrorCode;
+    use axum::http::{HeaderValue, StatusCode};
+    use secrecy::SecretString;
+
+    use super::*;
+
+    fn checks() -> TokenChecks {
+        let tokens = TokenService::with_shared_secret(
+            TokenSettings {
+                issuer: "https://auth.test".into(),
+                audience: "platform".into(),
+                access_ttl: Duration::from_secs(900),
+            },
+            &SecretString::from("x".repeat(32)),
+        );
+        TokenChecks::new(Arc::new(tokens), Arc::new(RevocationList::starting_at(0)))
+    }
+
+    fn bearer(
+        checks: &TokenChecks,
+        tenant: &str,
+        permissions: &[&str],
+        sid: SessionId,
+    ) -> HeaderMap {
+        let user = User {
+            id: UserId::generate(),
+            tenant: TenantId::trusted(tenant),
+            email: "a@example.com".into(),
+            username: None,
+            roles: vec![RoleName::user()],
+            permissions: permissions
+                .iter()
+                .map(|p| Permission::trusted(*p))
+                .collect(),
+            email_verified: false,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let token = checks
+            .tokens()
+            .mint(&user, Some(sid), auth_core::now_unix())
+            .unwrap()
+            .token;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::try_from(format!("Bearer {token}")).unwrap(),
+        );
+        headers
+    }
+
+    fn refused(result: Result<Caller, ApiError>) -> (StatusCode, ErrorCode) {
+        let e = result.expect_err("refused");
+        (e.status(), e.code())
+    }
+
+    #[test]
+    fn callers_are_refused_without_a_token_or_the_permission_and_scoped_to_their_tenant() {
+        let checks = checks();
+        let sid = SessionId::generate();
+        let none = HeaderMap::new();
+        assert_eq!(
+            refused(Caller::authorize(&checks, &none, Some("users:read"))),
+            (StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid)
+        );
+        let plain = bearer(&checks, "acme", &[], sid);
+        assert_eq!(
+            refused(Caller::authorize(&checks, &plain, Some("users:read"))),
+            (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
+        );
+        let caller = Caller::authorize(&checks, &plain, None).unwrap();
+        assert_eq!(caller.scope, TenantScope::Only(TenantId::trusted("acme")));
+
+        let admin = bearer(&checks, "acme", &["users:read"], SessionId::generate());
+        let caller = Caller::authorize(&checks, &admin, Some("users:read")).unwrap();
+        assert!(caller.scope.allows(&TenantId::trusted("acme")));
+        assert!(
+            !caller.scope.allows(&TenantId::trusted("other")),
+            "an admin of one tenant does not reach another"
+        );
+
+        let superadmin = bearer(
+            &checks,
+            "default",
+            &["users:read", SUPERADMIN],
+            SessionId::generate(),
+        );
+        let caller = Caller::authorize(&checks, &superadmin, Some("users:read")).unwrap();
+        assert_eq!(caller.scope, TenantScope::All);
+        assert!(caller.scope.allows(&TenantId::trusted("other")));
+
+        // A token of a revoked session is refused whatever it holds.
+        checks.revocations().insert([(sid, 1)]);
+        assert_eq!(
+            refused(Caller::authorize(&checks, &plain, None)),
+            (StatusCode::UNAUTHORIZED, ErrorCode::TokenRevoked)
+        );
+    }
+}

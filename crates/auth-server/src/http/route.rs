@@ -1,0 +1,153 @@
+//! How an area declares what its routes need, and what follows from each need: a route that
+//! uses the database is documented as able to answer 503; one that writes runs to its end
+//! even if its client goes away; one that needs a permission gets the caller checked before
+//! its handler runs, and 401/403 documented. Declared once per group of routes, in the area
+//! that defines them, never inferred from names or tags.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+
+use crate::state::AppState;
+
+/// What the routes of a [`Group`] need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Reads or writes the database (or waits for a hashing place): can answer 503.
+    pub database: bool,
+    /// Writes: a request whose client went away still runs to its end.
+    pub to_completion: bool,
+    /// A bearer token whose caller holds this permission.
+    pub permission: Option<&'static str>,
+}
+
+impl Needs {
+    /// Nothing: answered from memory.
+    pub const NOTHING: Needs = Needs {
+        database: false,
+        to_completion: false,
+        permission: None,
+    };
+    /// Reads the database.
+    pub const READS: Needs = Needs {
+        database: true,
+        ..Self::NOTHING
+    };
+    /// Writes to the database.
+    pub const WRITES: Needs = Needs {
+        database: true,
+        to_completion: true,
+        permission: None,
+    };
+
+    /// The same, for callers holding `permission` only.
+    pub const fn permission(self, permission: &'static str) -> Self {
+        Needs {
+            permission: Some(permission),
+            ..self
+        }
+    }
+}
+
+/// Routes that need the same things.
+pub struct Group {
+    pub needs: Needs,
+    pub routes: OpenApiRouter<AppState>,
+}
+
+impl Group {
+    pub fn new(needs: Needs) -> Self {
+        Self {
+            needs,
+            routes: OpenApiRouter::new(),
+        }
+    }
+
+    pub fn routes(mut self, routes: UtoipaMethodRouter<AppState>) -> Self {
+        self.routes = self.routes.routes(routes);
+        self
+    }
+}
+
+/// Documents what every operation of a group can answer because of what it needs, where its
+/// own annotation does not say it already.
+pub fn document_needs(doc: &mut OpenApiDoc, needs: Needs) {
+    let mut refusals: Vec<(&str, &str)> = Vec::new();
+    if needs.database {
+        refusals.push((
+            "503",
+            "`unavailable`: the database is unreachable or the service too busy; retry after `Retry-After`",
+        ));
+    }
+    if needs.permission.is_some() {
+        refusals.push((
+            "401",
+            "`token_invalid`, `token_expired` or `token_revoked`: no valid bearer token",
+        ));
+        refusals.push(("403", "`forbidden`: the caller lacks the permission"));
+    }
+    for op in operations(doc) {
+        for refusal in &refusals {
+            add_problem(op, *refusal);
+        }
+    }
+}
+
+/// Documents the refusals of a request body on every operation that takes one: the body
+/// extractors answer them (not JSON, too large, not the media type, not the shape).
+pub fn document_body_refusals(doc: &mut OpenApiDoc) {
+    const BODY_ERRORS: [(&str, &str); 4] = [
+        (
+            "400",
+            "`malformed_request`: the body is not valid JSON (or not a valid form)",
+        ),
+        ("413", "`payload_too_large`: the body is larger than 64 KiB"),
+        (
+            "415",
+            "`unsupported_media_type`: the body is not of a media type this operation takes",
+        ),
+        (
+            "422",
+            "`validation_failed`: the body is not of the documented shape; `errors` names the fields",
+        ),
+    ];
+    for op in operations(doc) {
+        if op.request_body.is_some() {
+            for error in BODY_ERRORS {
+                add_problem(op, error);
+            }
+        }
+    }
+}
+
+fn operations(doc: &mut OpenApiDoc) -> impl Iterator<Item = &mut Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+fn add_problem(op: &mut Operation, (status, description): (&str, &str)) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+                .into()
+        });
+}

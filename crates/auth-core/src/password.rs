@@ -376,18 +376,7 @@ mod tests {
     use super::*;
 
     fn fast() -> PasswordHasher {
-        PasswordHasher::new(
-            Argon2Settings {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            HashingLimits {
-                max_in_flight: 2,
-                queue_timeout: Duration::from_secs(5),
-            },
-        )
-        .unwrap()
+        crate::testing::cheap_hasher(2)
     }
 
     #[tokio::test]

@@ -23,6 +23,11 @@ use crate::token::{TokenService, TokenSettings};
 
 /// A hasher with the cheapest Argon2 parameters.
 pub fn cheap_hasher(max_in_flight: usize) -> PasswordHasher {
+    hasher(max_in_flight, Duration::from_secs(5))
+}
+
+/// A hasher with the cheapest Argon2 parameters and the given limits.
+pub fn hasher(max_in_flight: usize, queue_timeout: Duration) -> PasswordHasher {
     PasswordHasher::new(
         Argon2Settings {
             memory_kib: 64,
@@ -31,7 +36,7 @@ pub fn cheap_hasher(max_in_flight: usize) -> PasswordHasher {
         },
         HashingLimits {
             max_in_flight,
-            queue_timeout: Duration::from_secs(5),
+            queue_timeout,
         },
     )
     .expect("valid parameters")

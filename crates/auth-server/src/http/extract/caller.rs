@@ -230,26 +230,16 @@ impl<P: PermissionName> FromRequestParts<AppState> for RequirePermission<P> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use auth_core::domain::{Permission, RoleName, SessionId, User, UserId};
     use auth_core::revocation::RevocationList;
-    use auth_core::token::{TokenService, TokenSettings};
     use auth_proto::ErrorCode;
     use axum::http::{HeaderValue, StatusCode};
-    use secrecy::SecretString;
 
     use super::*;
 
     fn checks() -> TokenChecks {
-        let tokens = TokenService::with_shared_secret(
-            TokenSettings {
-                issuer: "https://auth.test".into(),
-                audience: "platform".into(),
-                access_ttl: Duration::from_secs(900),
-            },
-            &SecretString::from("x".repeat(32)),
-        );
+        let tokens = auth_core::testing::hs256_tokens();
         TokenChecks::new(Arc::new(tokens), Arc::new(RevocationList::starting_at(0)))
     }
 

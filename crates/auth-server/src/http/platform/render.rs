@@ -65,24 +65,13 @@ pub fn forward_auth_headers<R>(identity: &Identity, read: impl FnOnce(&HeaderMap
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use auth_core::domain::{RoleName, SessionId, TenantId, User, UserId};
-    use auth_core::token::{TokenService, TokenSettings};
-    use secrecy::SecretString;
 
     use super::*;
 
     #[test]
     fn renderings_are_made_once_per_identity_and_carry_its_claims() {
-        let tokens = TokenService::with_shared_secret(
-            TokenSettings {
-                issuer: "https://auth.test".into(),
-                audience: "platform".into(),
-                access_ttl: Duration::from_secs(900),
-            },
-            &SecretString::from("x".repeat(32)),
-        );
+        let tokens = auth_core::testing::hs256_tokens();
         let user = User {
             id: UserId::generate(),
             tenant: TenantId::trusted("tenant-é"),

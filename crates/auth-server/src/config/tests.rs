@@ -47,6 +47,36 @@ fn the_pool_size_defaults_by_backend_and_can_be_set() {
 }
 
 #[test]
+fn the_issuer_defaults_to_the_address_listened_on() {
+    let config = load(&[("AUTH_BIND", "::1"), ("PORT", "9000")])
+        .validate()
+        .unwrap();
+    assert_eq!(config.tokens.access.issuer, "http://[::1]:9000");
+    let set = load(&[("AUTH_ISSUER", "https://id.example")])
+        .validate()
+        .unwrap();
+    assert_eq!(set.tokens.access.issuer, "https://id.example");
+}
+
+#[test]
+fn hashing_runs_on_every_core_by_default_and_can_be_bounded() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = load(&[]).validate().unwrap();
+    assert_eq!(config.passwords.hashing.max_in_flight, cores);
+    let set = load(&[("AUTH_HASH_MAX_IN_FLIGHT", "3")])
+        .validate()
+        .unwrap();
+    assert_eq!(set.passwords.hashing.max_in_flight, 3);
+    let problems = load(&[("AUTH_HASH_MAX_IN_FLIGHT", "0")])
+        .validate()
+        .unwrap_err();
+    assert_eq!(
+        problems,
+        ["hash_max_in_flight (AUTH_HASH_MAX_IN_FLIGHT): must be between 1 and 1024"]
+    );
+}
+
+#[test]
 fn the_sqlite_page_cache_is_bounded() {
     let config = load(&[("AUTH_SQLITE_CACHE_KIB", "1024")])
         .validate()

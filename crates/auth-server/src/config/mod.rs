@@ -91,4 +91,6 @@ impl RawConfig {
 }
 
 #[cfg(test)]
+mod table_tests;
+#[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 
 use super::*;
 
-fn load(vars: &[(&str, &str)]) -> RawConfig {
+pub(super) fn load(vars: &[(&str, &str)]) -> RawConfig {
     let map: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(problems) => return fail(&problems),
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.logging.format);
     for w in &raw.warnings {
         tracing::warn!("{w}");
     }
@@ -56,8 +56,8 @@ async fn serve(config: auth_server::config::Config) -> ExitCode {
     };
     tracing::info!(
         address = %app.local_addr(),
-        database = %auth_server::config::redact_url(secrecy::ExposeSecret::expose_secret(&config.database_url)),
-        algorithm = config.jwt_algorithm.as_str(),
+        database = %auth_server::config::redact_url(secrecy::ExposeSecret::expose_secret(&config.database.url)),
+        algorithm = config.tokens.algorithm.as_str(),
         "auth-service listening on http://{}",
         app.local_addr()
     );

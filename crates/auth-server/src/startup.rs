@@ -43,14 +43,14 @@ pub enum StartupError {
 
 /// Connects to the database and applies migrations.
 pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
-    let url = config.database_url.expose_secret();
+    let url = config.database.url.expose_secret();
     let err = |source| StartupError::Database {
         url: redact_url(url),
         source,
     };
     let options = StoreOptions {
-        max_connections: config.database_max_connections,
-        sqlite_cache_kib: config.sqlite_cache_kib,
+        max_connections: config.database.max_connections,
+        sqlite_cache_kib: config.database.sqlite_cache_kib,
         ..StoreOptions::default()
     };
     let store = Store::connect(url, &options).await.map_err(err)?;
@@ -60,45 +60,46 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
 
 /// Builds the services over an open store.
 pub async fn build_state(config: &Config, store: Store) -> Result<AppState, StartupError> {
-    let mode = match config.jwt_algorithm {
+    let mode = match config.tokens.algorithm {
         JwtAlgorithm::EdDSA => SigningMode::EdDSA {
-            master_key: config.master_key.as_ref(),
+            master_key: config.keys.master_key.as_ref(),
         },
         JwtAlgorithm::HS256 => SigningMode::HS256 {
             secret: config
-                .jwt_secret
+                .tokens
+                .secret
                 .as_ref()
                 .expect("validated: HS256 has a secret"),
         },
     };
-    if config.jwt_algorithm == JwtAlgorithm::EdDSA && config.master_key.is_none() {
+    if config.tokens.algorithm == JwtAlgorithm::EdDSA && config.keys.master_key.is_none() {
         tracing::warn!("AUTH_MASTER_KEY is not set: private signing keys are stored unencrypted");
     }
-    let tokens = start_token_service(&store, config.tokens.clone(), mode)
+    let tokens = start_token_service(&store, config.tokens.access.clone(), mode)
         .await
         .map_err(StartupError::Keys)?
-        .with_cache_capacity(config.token_cache_size);
-    let hasher =
-        PasswordHasher::new(config.argon2, config.hashing).map_err(StartupError::Hashing)?;
+        .with_cache_capacity(config.tokens.cache_size);
+    let hasher = PasswordHasher::new(config.passwords.argon2, config.passwords.hashing)
+        .map_err(StartupError::Hashing)?;
     // Tokens of sessions revoked before this point have expired; start reading from there.
     let horizon =
-        now_unix() - config.tokens.access_ttl.as_secs() as i64 - 2 * LEEWAY_SECONDS as i64;
+        now_unix() - config.tokens.access.access_ttl.as_secs() as i64 - 2 * LEEWAY_SECONDS as i64;
     let revocations = Arc::new(RevocationList::starting_at(horizon));
     let tokens = Arc::new(tokens);
     let state = AppState::new(Shared {
-        accounts: AccountService::new(store.clone(), hasher.clone(), config.password_policy),
+        accounts: AccountService::new(store.clone(), hasher.clone(), config.passwords.policy),
         sessions: SessionService::new(
             store.clone(),
             hasher,
             tokens.clone(),
-            config.sessions,
+            config.sessions.lifetimes,
             revocations.clone(),
         ),
         checks: TokenChecks::new(tokens, revocations),
         store,
-        master_key: config.master_key.clone(),
-        rotation: config.rotation,
-        trusted_proxies: config.trusted_proxies.clone().into(),
+        master_key: config.keys.master_key.clone(),
+        rotation: config.keys.rotation,
+        trusted_proxies: config.server.trusted_proxies.clone().into(),
     });
     state
         .sessions
@@ -126,16 +127,16 @@ impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let store = open_store(config).await?;
         let state = build_state(config, store).await?;
-        let addr = SocketAddr::new(config.bind, config.port);
+        let addr = config.server.addr();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
         Ok(Self {
             listener,
             state,
-            revocation_poll: config.revocation_poll,
-            key_reload: config.key_reload,
-            shutdown_drain: config.shutdown_drain,
+            revocation_poll: config.sessions.revocation_poll,
+            key_reload: config.keys.reload,
+            shutdown_drain: config.server.shutdown_drain,
         })
     }
 

@@ -1,8 +1,14 @@
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use auth_core::password::Argon2Settings;
+use auth_core::token::JwtAlgorithm;
+use secrecy::ExposeSecret;
 
 use super::*;
 
-fn load(vars: &[(&str, &str)]) -> RawConfig {
+pub(super) fn load(vars: &[(&str, &str)]) -> RawConfig {
     let map: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -14,15 +20,18 @@ fn load(vars: &[(&str, &str)]) -> RawConfig {
 #[test]
 fn defaults_give_a_working_sqlite_service_on_localhost() {
     let config = load(&[]).validate().unwrap();
-    assert_eq!(config.bind.to_string(), "127.0.0.1");
-    assert_eq!(config.port, 8080);
-    assert_eq!(config.database_url.expose_secret(), "sqlite://data/auth.db");
-    assert_eq!(config.jwt_algorithm, JwtAlgorithm::EdDSA);
-    assert_eq!(config.tokens.access_ttl, Duration::from_secs(15 * 60));
-    assert_eq!(config.tokens.issuer, "http://127.0.0.1:8080");
-    assert_eq!(config.argon2, Argon2Settings::default());
-    assert_eq!(config.sqlite_cache_kib, 256);
-    assert_eq!(config.database_max_connections, 4);
+    assert_eq!(config.server.bind.to_string(), "127.0.0.1");
+    assert_eq!(config.server.port, 8080);
+    assert_eq!(config.database.url.expose_secret(), "sqlite://data/auth.db");
+    assert_eq!(config.tokens.algorithm, JwtAlgorithm::EdDSA);
+    assert_eq!(
+        config.tokens.access.access_ttl,
+        Duration::from_secs(15 * 60)
+    );
+    assert_eq!(config.tokens.access.issuer, "http://127.0.0.1:8080");
+    assert_eq!(config.passwords.argon2, Argon2Settings::default());
+    assert_eq!(config.database.sqlite_cache_kib, 256);
+    assert_eq!(config.database.max_connections, 4);
 }
 
 #[test]
@@ -30,11 +39,41 @@ fn the_pool_size_defaults_by_backend_and_can_be_set() {
     let pg = load(&[("DATABASE_URL", "postgres://db.internal/auth")])
         .validate()
         .unwrap();
-    assert_eq!(pg.database_max_connections, 10);
+    assert_eq!(pg.database.max_connections, 10);
     let set = load(&[("AUTH_DATABASE_MAX_CONNECTIONS", "16")])
         .validate()
         .unwrap();
-    assert_eq!(set.database_max_connections, 16);
+    assert_eq!(set.database.max_connections, 16);
+}
+
+#[test]
+fn the_issuer_defaults_to_the_address_listened_on() {
+    let config = load(&[("AUTH_BIND", "::1"), ("PORT", "9000")])
+        .validate()
+        .unwrap();
+    assert_eq!(config.tokens.access.issuer, "http://[::1]:9000");
+    let set = load(&[("AUTH_ISSUER", "https://id.example")])
+        .validate()
+        .unwrap();
+    assert_eq!(set.tokens.access.issuer, "https://id.example");
+}
+
+#[test]
+fn hashing_runs_on_every_core_by_default_and_can_be_bounded() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = load(&[]).validate().unwrap();
+    assert_eq!(config.passwords.hashing.max_in_flight, cores);
+    let set = load(&[("AUTH_HASH_MAX_IN_FLIGHT", "3")])
+        .validate()
+        .unwrap();
+    assert_eq!(set.passwords.hashing.max_in_flight, 3);
+    let problems = load(&[("AUTH_HASH_MAX_IN_FLIGHT", "0")])
+        .validate()
+        .unwrap_err();
+    assert_eq!(
+        problems,
+        ["hash_max_in_flight (AUTH_HASH_MAX_IN_FLIGHT): must be between 1 and 1024"]
+    );
 }
 
 #[test]
@@ -42,7 +81,7 @@ fn the_sqlite_page_cache_is_bounded() {
     let config = load(&[("AUTH_SQLITE_CACHE_KIB", "1024")])
         .validate()
         .unwrap();
-    assert_eq!(config.sqlite_cache_kib, 1024);
+    assert_eq!(config.database.sqlite_cache_kib, 1024);
     for bad in ["8", "-5", "lots"] {
         let problems = load(&[("AUTH_SQLITE_CACHE_KIB", bad)])
             .validate()
@@ -66,12 +105,12 @@ fn the_old_services_variable_names_work() {
     .validate()
     .unwrap();
     assert_eq!(
-        config.database_url.expose_secret(),
+        config.database.url.expose_secret(),
         "postgres://u@localhost/db"
     );
-    assert_eq!(config.port, 9000);
-    assert_eq!(config.jwt_algorithm, JwtAlgorithm::HS256);
-    assert_eq!(config.tokens.access_ttl, Duration::from_secs(3600));
+    assert_eq!(config.server.port, 9000);
+    assert_eq!(config.tokens.algorithm, JwtAlgorithm::HS256);
+    assert_eq!(config.tokens.access.access_ttl, Duration::from_secs(3600));
 }
 
 #[test]
@@ -159,9 +198,9 @@ fn a_toml_file_is_read_and_the_environment_wins_over_it() {
         .unwrap()
         .validate()
         .unwrap();
-    assert_eq!(config.port, 7001);
-    assert_eq!(config.tokens.audience, "orders");
-    assert_eq!(config.tokens.access_ttl, Duration::from_secs(300));
+    assert_eq!(config.server.port, 7001);
+    assert_eq!(config.tokens.access.audience, "orders");
+    assert_eq!(config.tokens.access.access_ttl, Duration::from_secs(300));
 
     std::fs::write(&path, "prot = 7000\n").unwrap();
     let err = RawConfig::load(Some(&path), &|_| None, &[]).err().unwrap();
@@ -188,7 +227,13 @@ fn trusted_proxies_are_networks() {
         .validate()
         .unwrap();
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-    let trusted = |s: &str| config.trusted_proxies.iter().any(|n| n.contains(ip(s)));
+    let trusted = |s: &str| {
+        config
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(ip(s)))
+    };
     assert!(trusted("10.1.2.3") && trusted("127.0.0.1") && trusted("::1"));
     assert!(!trusted("11.0.0.1") && !trusted("127.0.0.2"));
     assert!(
@@ -206,11 +251,14 @@ fn trusted_proxies_are_networks() {
 #[test]
 fn session_and_key_settings_have_defaults_and_limits() {
     let config = load(&[]).validate().unwrap();
-    assert_eq!(config.sessions.grace, Duration::from_secs(10));
-    assert_eq!(config.rotation.every, Some(Duration::from_secs(30 * 86400)));
-    assert_eq!(config.rotation.propagation, Duration::from_secs(600));
+    assert_eq!(config.sessions.lifetimes.grace, Duration::from_secs(10));
+    assert_eq!(
+        config.keys.rotation.every,
+        Some(Duration::from_secs(30 * 86400))
+    );
+    assert_eq!(config.keys.rotation.propagation, Duration::from_secs(600));
     let off = load(&[("AUTH_KEY_ROTATION_DAYS", "0")]).validate().unwrap();
-    assert_eq!(off.rotation.every, None);
+    assert_eq!(off.keys.rotation.every, None);
     let problems = load(&[
         ("AUTH_SESSION_IDLE_SECONDS", "9999999"),
         ("AUTH_SESSION_ABSOLUTE_SECONDS", "600"),
@@ -223,13 +271,13 @@ fn session_and_key_settings_have_defaults_and_limits() {
 #[test]
 fn the_shutdown_drain_has_a_default_and_limits() {
     assert_eq!(
-        load(&[]).validate().unwrap().shutdown_drain,
+        load(&[]).validate().unwrap().server.shutdown_drain,
         Duration::from_secs(10)
     );
     let set = load(&[("AUTH_SHUTDOWN_DRAIN_SECONDS", "0")])
         .validate()
         .unwrap();
-    assert_eq!(set.shutdown_drain, Duration::ZERO);
+    assert_eq!(set.server.shutdown_drain, Duration::ZERO);
     let problems = load(&[("AUTH_SHUTDOWN_DRAIN_SECONDS", "3601")])
         .validate()
         .unwrap_err();

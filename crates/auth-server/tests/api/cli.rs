@@ -348,7 +348,7 @@ async fn the_command_line_writes_while_the_service_is_busy_writing() {
             rotations
         }));
     }
-    let url = app.config.database_url.expose_secret().to_owned();
+    let url = app.config.database.url.expose_secret().to_owned();
     for i in 0..5 {
         let (url, email) = (url.clone(), format!("cli{i}@example.com"));
         let out =

@@ -223,7 +223,7 @@ impl TestApp {
 
     /// Another instance of the service on the same database, with extra settings.
     pub async fn sibling(&self, extra: &[(&str, &str)]) -> (String, AppState) {
-        let url = self.config.database_url.expose_secret().to_owned();
+        let url = self.config.database.url.expose_secret().to_owned();
         let (addr, state, _) = start(&url, extra).await;
         (addr, state)
     }

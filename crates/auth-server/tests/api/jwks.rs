@@ -119,13 +119,13 @@ async fn signing_keys_are_sealed_under_the_master_key_and_survive_restarts() {
 
     // Without the right master key, start-up refuses instead of signing with a new key.
     let mut wrong = app.config.clone();
-    wrong.master_key = Some("w".repeat(40).into());
+    wrong.keys.master_key = Some("w".repeat(40).into());
     let err = Application::build(&wrong)
         .await
         .err()
         .expect("wrong master key refused");
     assert!(err.to_string().contains("cannot be opened"), "{err}");
-    wrong.master_key = None;
+    wrong.keys.master_key = None;
     let err = Application::build(&wrong)
         .await
         .err()

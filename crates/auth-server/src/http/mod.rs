@@ -159,6 +159,23 @@ fn document_docs_routes(doc: &mut OpenApiDoc) {
 /// its permission, writes run to completion), then the cross-cutting layers.
 pub fn router(state: AppState, in_flight: &InFlight) -> Router {
     let (groups, doc) = api();
+    let app = with_needs(groups, &state, in_flight);
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
+    app.merge(docs)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(request_id::middleware))
+}
+
+/// Each group's routes with what they need applied, merged.
+fn with_needs(
+    groups: Vec<(Router<AppState>, Needs)>,
+    state: &AppState,
+    in_flight: &InFlight,
+) -> Router<AppState> {
     let mut app = Router::new();
     for (mut routes, needs) in groups {
         if let Some(permission) = needs.permission {
@@ -175,14 +192,7 @@ pub fn router(state: AppState, in_flight: &InFlight) -> Router {
         }
         app = app.merge(routes);
     }
-    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
-    app.merge(docs)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(axum::middleware::from_fn(request_id::middleware))
+    app
 }
 
 async fn not_found() -> ApiError {
@@ -268,5 +278,118 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), drained.wait())
             .await
             .expect("nothing left in flight");
+    }
+
+    /// The application's state on a SQLite file of its own.
+    async fn state(dir: &std::path::Path) -> AppState {
+        let env: std::collections::HashMap<&str, String> = [
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/auth.db", dir.display()),
+            ),
+            ("AUTH_ARGON2_MEMORY_KIB", "256".into()),
+            ("AUTH_ARGON2_ITERATIONS", "1".into()),
+        ]
+        .into_iter()
+        .collect();
+        let config = crate::config::RawConfig::load(None, &|n| env.get(n).cloned(), &[])
+            .expect("raw configuration")
+            .validate()
+            .expect("valid configuration");
+        let store = crate::startup::open_store(&config).await.expect("store");
+        crate::startup::build_state(&config, store)
+            .await
+            .expect("state")
+    }
+
+    /// A group that declares a permission has its caller checked before its handler runs:
+    /// no token 401, a token without the permission 403, with it the handler gets the caller;
+    /// a route of another group is not affected.
+    #[tokio::test]
+    async fn a_group_that_needs_a_permission_checks_the_caller_before_its_handler() {
+        use auth_core::domain::{Permission, RoleName, SessionId, TenantId, User, UserId};
+
+        async fn whoami(caller: extract::Caller) -> String {
+            caller.identity().user_id.to_string()
+        }
+        let dir = std::env::temp_dir().join(format!("auth-http-{}", uuid::Uuid::now_v7()));
+        let state = state(&dir).await;
+        let (in_flight, _drained) = InFlight::new();
+        let groups = vec![
+            (
+                Router::new().route("/admin", axum::routing::get(whoami)),
+                Needs::READS.permission("users:read"),
+            ),
+            (
+                Router::new().route("/open", axum::routing::get(whoami)),
+                Needs::READS,
+            ),
+        ];
+        let app = with_needs(groups, &state, &in_flight).with_state(state.clone());
+        let token = |permissions: &[&str]| {
+            let user = User {
+                id: UserId::generate(),
+                tenant: TenantId::default_tenant(),
+                email: "a@example.com".into(),
+                username: None,
+                roles: vec![RoleName::user()],
+                permissions: permissions
+                    .iter()
+                    .map(|p| Permission::trusted(*p))
+                    .collect(),
+                email_verified: false,
+                disabled: false,
+                created_at: 0,
+                updated_at: 0,
+            };
+            let minted = state
+                .checks
+                .tokens()
+                .mint(&user, Some(SessionId::generate()), auth_core::now_unix())
+                .expect("token");
+            (user.id, minted.token)
+        };
+        let get = |path: &'static str, token: Option<String>| {
+            let app = app.clone();
+            async move {
+                let mut request = Request::get(path);
+                if let Some(token) = token {
+                    request = request.header("authorization", format!("Bearer {token}"));
+                }
+                let response = app
+                    .oneshot(request.body(Body::empty()).expect("request"))
+                    .await
+                    .expect("infallible");
+                let status = response.status();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let (status, body) = get("/admin", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let (plain_id, plain) = token(&[]);
+        let (status, body) = get("/admin", Some(plain.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(
+            body.contains("\"forbidden\"") && body.contains("users:read"),
+            "{body}"
+        );
+        let (admin_id, admin) = token(&["users:read"]);
+        assert_eq!(
+            get("/admin", Some(admin)).await,
+            (StatusCode::OK, admin_id.to_string())
+        );
+        assert_eq!(
+            get("/open", Some(plain)).await,
+            (StatusCode::OK, plain_id.to_string()),
+            "another group's route needs no permission"
+        );
+        state.store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

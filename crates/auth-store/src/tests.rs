@@ -291,6 +291,30 @@ async fn a_unit_of_work_that_fails_midway_leaves_nothing() {
     };
     assert_eq!(count("SELECT COUNT(*) FROM users").await, 0);
     assert_eq!(count("SELECT COUNT(*) FROM audit_events").await, 0);
+    // A write that ran, then a deferred one that fails at commit: both are rolled back, and
+    // the writer connection serves on (rolled back, not renewed).
+    let backend = store.backend();
+    let tenant = dialect::portable!(
+        backend,
+        "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)"
+    );
+    let failed = store
+        .write(move |tx| {
+            Box::pin(async move {
+                tx.execute(Stmt::new(tenant).bind("twice").bind("Twice").bind(1))
+                    .await?;
+                tx.defer(Stmt::new(tenant).bind("twice").bind("Twice").bind(2));
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(failed, StoreError::Conflict(_)), "{failed:?}");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM tenants WHERE id = 'twice'").await,
+        0
+    );
+    assert!(!store.writer_marked_for_renewal());
     let good = user("a@example.com", "admin");
     let created = store
         .write(move |tx| Box::pin(async move { tx.insert_user(good).await }))

@@ -99,7 +99,10 @@ impl StoreTx {
             return self.store.write_in_one_call(pending).await;
         }
         for stmt in pending {
-            self.execute(stmt).await?;
+            if let Err(e) = self.execute(stmt).await {
+                self.rollback().await;
+                return Err(e);
+            }
         }
         let Some(mut writer) = self.open.take() else {
             return Ok(());

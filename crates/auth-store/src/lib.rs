@@ -228,12 +228,13 @@ impl Store {
             let _ = old.close().await;
         }
         if slot.is_none() {
+            // A connection that cannot be opened or set up: the database cannot serve now.
             let mut conn = AnyConnection::connect_with(connect)
                 .await
-                .map_err(map_err)?;
+                .map_err(error::map_connect_err)?;
             conn.execute(self.writer.pragmas.as_str())
                 .await
-                .map_err(map_err)?;
+                .map_err(error::map_connect_err)?;
             *slot = Some(conn);
         }
         tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
@@ -283,7 +284,9 @@ impl Store {
     pub(crate) async fn hot_conn(&self) -> Result<Conn, StoreError> {
         match &self.lane {
             Some(lane) => Ok(Conn::Leased(lane.lease().await?)),
-            None => Ok(Conn::Pooled(self.pool.acquire().await.map_err(map_err)?)),
+            None => Ok(Conn::Pooled(
+                self.pool.acquire().await.map_err(error::map_connect_err)?,
+            )),
         }
     }
 

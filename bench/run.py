@@ -11,7 +11,8 @@ bench/lua); fixed-rate latency runs use autocannon (bench/fixed_rate.mjs), or oh
 
     python3 bench/run.py                  # SQLite, 10 s per scenario
     python3 bench/run.py --db postgres    # PostgreSQL at $BENCH_POSTGRES_URL
-    python3 bench/run.py --smoke          # a second or two per scenario (CI: checks it runs)
+    python3 bench/run.py --smoke          # a second or two per scenario (CI: checks it runs,
+                                          # every request succeeds and the service exits 0)
     python3 bench/run.py --peers all      # also the Python services in ../shared/peers
 """
 
@@ -51,6 +52,13 @@ TARGETS = {
     "idle_rss": "idle RSS <= 25 MB",
     "login_rss": "peak RSS during login saturation <= 64 MB",
 }
+
+
+# Scenarios every answer of which must be a success: a refusal (a 401 for an expired token, a
+# 500 for a broken store) costs less than the work the scenario measures, so a run that got
+# them measured the wrong thing. The login flood of the mixed scenario is shed with 503 by
+# design (its verdict checks that); the verify requests under it must succeed.
+MUST_SUCCEED = ("health", "jwks", "verify", "validate", "refresh", "login", "signup")
 
 
 # A ratio gets no verdict when the hypervisor stole more than this many percentage points more
@@ -123,9 +131,16 @@ class Server:
     def rss_kb(self) -> int:
         return _status_kb(self.proc.pid, "VmRSS")
 
-    def stop(self) -> int:
+    def stop(self) -> int | None:
+        """SIGTERM, then the exit code (negative: killed by that signal; None: still running 30 s
+        later, and killed)."""
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -585,6 +600,36 @@ def measure(args) -> dict:
     return results
 
 
+def non_2xx(v: dict) -> dict[str, int]:
+    """The answers of a scenario's run that were not a success, by status."""
+    if v["mode"] == "closed-loop":
+        # wrk counts statuses >= 400 together ("4xx-5xx") unless the script counts each.
+        return {code: n for code, n in v["statuses"].items() if not code.startswith("2") and n}
+    return {"non-2xx": v["non2xx"]} if v.get("non2xx") else {}
+
+
+def invalid_because(r: dict) -> list[str]:
+    """Why a run measured something else than a working service: a scenario that must succeed
+    answered otherwise, or the service did not exit 0 after SIGTERM."""
+    reasons = []
+    for name, v in r["scenarios"].items():
+        if name == "mixed":
+            name, v = "verify under the login flood (mixed)", v["verify_under_flood"]
+        elif name.removesuffix("_fixed") not in MUST_SUCCEED:
+            continue
+        bad = non_2xx(v)
+        if bad:
+            reasons.append(f"{name} answered other than 2xx: {bad}")
+    code = r.get("exit_code")
+    if code is None:
+        reasons.append("the service was still running 30 s after SIGTERM (killed)")
+    elif code < 0:
+        reasons.append(f"the service died of signal {-code} after SIGTERM instead of exiting 0")
+    elif code != 0:
+        reasons.append(f"the service exited {code} after SIGTERM, not 0")
+    return reasons
+
+
 def verdicts(r: dict) -> list[dict]:
     b, s = r["baselines"], r["scenarios"]
     health = s["health"]["ok_per_second"]
@@ -651,8 +696,11 @@ def verdict(holds: bool | None) -> str:
 def markdown(r: dict) -> str:
     b, s = r["baselines"], r["scenarios"]
     mc = r["machine"]
-    lines = [f"### {r['backend']} — {r['date']}", "",
-             f"Machine: {mc['cores']} cores, {mc['memory_gib']} GiB, {mc['cpu']}. "
+    lines = [f"### {r['backend']} — {r['date']}", ""]
+    if r.get("invalid"):
+        lines += ["**INVALID RUN: the figures below are not those of a working service.**", ""]
+        lines += [f"- {reason}" for reason in r["invalid"]] + [""]
+    lines += [f"Machine: {mc['cores']} cores, {mc['memory_gib']} GiB, {mc['cpu']}. "
              f"Command: `{r['command']}`; {r['seconds_per_scenario']:.0f} s per scenario; "
              f"commit `{r.get('commit', '?')}`.", "",
              "| baseline | per second |", "|---|---:|"]
@@ -700,7 +748,8 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each scenario")
     parser.add_argument("--rate", type=int, default=1000, help="requests/s of the fixed-rate runs")
-    parser.add_argument("--smoke", action="store_true", help="about a second per scenario; asserts nothing about speed")
+    parser.add_argument("--smoke", action="store_true", help="about a second per scenario; asserts nothing about speed, fails on a "
+                             "refused request or an exit code other than 0")
     parser.add_argument("--peers", default="", help="comma-separated peers (p000,p001,p003) or 'all'")
     parser.add_argument("--only", default="", metavar="SCENARIOS",
                         help="comma-separated scenarios to run (health is always run); for profiling, not for publishing")
@@ -712,6 +761,7 @@ def main() -> int:
     args = parser.parse_args()
 
     results = measure(args)
+    results["invalid"] = invalid_because(results)
     results["verdicts"] = verdicts(results)
     if args.peers:
         from peers import measure_peers  # noqa: E402  (only needed for side-by-side runs)
@@ -724,13 +774,20 @@ def main() -> int:
     (out / f"{stem}.md").write_text(md)
     print(md)
     log(f"wrote {out / stem}.json and .md")
-    # Speed is never asserted; that every scenario actually ran and served requests is.
+    # Speed is never asserted; that every scenario actually ran and served requests is, and
+    # that every request that must succeed did, and that the service stopped cleanly.
+    failed = False
     dead = [name for name, v in results["scenarios"].items()
             if name != "mixed" and v.get("ok_per_second", v.get("per_second", 0)) <= 0]
     if dead:
         log(f"FAIL: no successful requests in {dead}")
-        return 1
-    return 0
+        failed = True
+    for reason in results["invalid"]:
+        log(f"{'FAIL' if args.smoke else 'INVALID RUN'}: {reason}")
+        failed = True
+    if results["invalid"] and not args.smoke:
+        log("INVALID RUN: the results are marked invalid; do not publish them")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

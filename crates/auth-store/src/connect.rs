@@ -202,12 +202,13 @@ impl Store {
             let _ = old.close().await;
         }
         if slot.is_none() {
+            // A connection that cannot be opened or set up: the database cannot serve now.
             let mut conn = AnyConnection::connect_with(connect)
                 .await
                 .map_err(crate::error::map_connect_err)?;
             conn.execute(self.writer.pragmas.as_str())
                 .await
-                .map_err(map_err)?;
+                .map_err(crate::error::map_connect_err)?;
             *slot = Some(conn);
         }
         OwnedMutexGuard::try_map(slot, Option::as_mut)

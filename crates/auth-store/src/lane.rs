@@ -17,6 +17,7 @@ use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::error::map_connect_err;
 use crate::map_err;
 use auth_core::StoreError;
 
@@ -91,9 +92,10 @@ impl Lane {
                 permit: Some(permit),
             });
         }
+        // Whatever stops a connection from opening, the database cannot serve now.
         let conn = AnyConnection::connect_with(&self.connect)
             .await
-            .map_err(crate::error::map_connect_err)?;
+            .map_err(map_connect_err)?;
         Ok(Lease {
             conn: Some((conn, Instant::now())),
             lane: self.clone(),
@@ -257,6 +259,25 @@ mod tests {
         );
         held.finish();
         lane.lease().await.expect("the slot is free again").finish();
+    }
+
+    /// Whatever stops a connection from opening (here a SQLite file that cannot be opened; on
+    /// PostgreSQL a database that does not accept connections, see the server's outage
+    /// tests), the lease fails as unavailable.
+    #[tokio::test]
+    async fn a_connection_that_cannot_be_opened_is_unavailable() {
+        sqlx::any::install_default_drivers();
+        let url = format!(
+            "sqlite://{}/missing-{}/auth.db?mode=rw",
+            std::env::temp_dir().display(),
+            uuid::Uuid::now_v7().simple()
+        );
+        let connect = AnyConnectOptions::from_str(&url).expect("options");
+        let lane = Arc::new(Lane::new(connect, 1, Duration::from_millis(200)));
+        let Err(refused) = lane.lease().await else {
+            panic!("{url} was opened");
+        };
+        assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
     }
 
     #[tokio::test]

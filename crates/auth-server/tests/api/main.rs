@@ -12,6 +12,7 @@ mod keys;
 mod login;
 mod me;
 mod ops;
+mod outage;
 mod platform;
 mod sessions;
 mod signup;

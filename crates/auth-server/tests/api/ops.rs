@@ -340,6 +340,10 @@ async fn shutdown_finishes_the_writes_of_clients_that_left() {
 async fn connections_the_database_dropped_are_replaced_before_use() {
     let (_db, url) = TestDb::create().await;
     if !url.starts_with("postgres") {
+        eprintln!(
+            "connections_the_database_dropped_are_replaced_before_use: does not apply to SQLite \
+             (runs when TEST_DATABASE_URL is PostgreSQL)"
+        );
         return;
     }
     let name = format!("dropped_{}", uuid::Uuid::now_v7().simple());

@@ -223,7 +223,7 @@ async fn a_replay_after_a_grace_window_that_ended_revokes_the_session() {
     assert!(revoked_at.is_some(), "the session is revoked");
     assert_eq!(reason.as_deref(), Some("refresh_token_reused"));
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_token_reused'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_token.reused'")
             .await,
         1
     );

@@ -139,9 +139,13 @@ macro_rules! uuid_id {
                 Self(Uuid::now_v7())
             }
 
-            /// Reads an id from its text; anything that is not a UUID is `None`.
+            /// Reads an id from the text it prints as (a lower-case hyphenated UUID);
+            /// anything else, other spellings of a UUID included, is `None`.
             pub fn parse(text: &str) -> Option<Self> {
-                Uuid::parse_str(text).ok().map(Self)
+                let id = Uuid::try_parse(text).ok()?;
+                let mut canonical = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                (id.hyphenated().encode_lower(&mut canonical).as_bytes() == text.as_bytes())
+                    .then_some(Self(id))
             }
 
             pub fn as_uuid(&self) -> Uuid {
@@ -414,5 +418,14 @@ mod tests {
         let id = UserId::generate();
         assert_eq!(UserId::parse(&id.to_string()), Some(id));
         assert_eq!(SessionId::parse("not-a-uuid"), None);
+        let text = id.to_string();
+        for other in [
+            text.to_uppercase(),
+            text.replace('-', ""),
+            format!("{{{text}}}"),
+            format!("urn:uuid:{text}"),
+        ] {
+            assert_eq!(UserId::parse(&other), None, "{other}");
+        }
     }
 }

@@ -27,7 +27,19 @@ pub trait Record {
 /// Records kept until their transaction is written.
 #[derive(Debug, Default)]
 pub struct Records {
-    pub audit: Vec<AuditEvent>,
+    audit: Vec<AuditEvent>,
+}
+
+impl Records {
+    /// The audit events recorded, in order.
+    pub fn audit_events(&self) -> &[AuditEvent] {
+        &self.audit
+    }
+
+    /// Takes the audit events recorded, leaving none.
+    pub fn take_audit_events(&mut self) -> Vec<AuditEvent> {
+        std::mem::take(&mut self.audit)
+    }
 }
 
 impl Record for Records {

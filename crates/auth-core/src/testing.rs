@@ -202,10 +202,10 @@ impl UnitOfWork for MemoryRepo {
         let MemoryTx {
             repo,
             mut staged,
-            records,
+            mut records,
             ..
         } = tx;
-        staged.audit.extend(records.audit);
+        staged.audit.extend(records.take_audit_events());
         *repo.state() = staged;
         Ok(out)
     }
@@ -426,7 +426,7 @@ impl RefreshRotation for MemoryRepo {
             session.last_used_at = rotation.now;
             session.idle_expires_at = rotation.idle_expires_at;
         }
-        state.audit.extend(records.audit);
+        state.audit.extend(records.take_audit_events());
         Ok(RotationOutcome::Rotated)
     }
 }

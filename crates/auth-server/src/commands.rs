@@ -135,12 +135,12 @@ pub async fn keys(config: &Config, rotate: bool) -> ExitCode {
             Rotated::Scheduled { kid, activates_at } => {
                 println!(
                     "key {kid} published; it signs from {}",
-                    crate::http::respond::rfc3339(activates_at)
+                    crate::format::rfc3339(activates_at)
                 )
             }
             Rotated::AlreadyScheduled { kid, activates_at } => println!(
                 "a rotation is already scheduled: key {kid} signs from {}",
-                crate::http::respond::rfc3339(activates_at)
+                crate::format::rfc3339(activates_at)
             ),
         })
     } else {
@@ -149,10 +149,7 @@ pub async fn keys(config: &Config, rotate: bool) -> ExitCode {
                 "{:<20} {:<8} {:<8} {:<21} {:<21} {:<21}",
                 "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
             );
-            let t = |v: Option<i64>| {
-                v.map(crate::http::respond::rfc3339)
-                    .unwrap_or_else(|| "-".into())
-            };
+            let t = |v: Option<i64>| v.map(crate::format::rfc3339).unwrap_or_else(|| "-".into());
             for k in list {
                 println!(
                     "{:<20} {:<8} {:<8} {:<21} {:<21} {:<21}",

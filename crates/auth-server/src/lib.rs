@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod format;
 pub mod http;
 pub mod startup;
 pub mod state;

@@ -5,8 +5,7 @@
 //! statement for several writes), the functions here say how.
 
 use std::collections::HashMap;
-use std::panic::Location;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use sqlx::Any;
 use sqlx::any::AnyArguments;
@@ -54,26 +53,78 @@ pub(crate) fn split_list(list: Option<String>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-type Site = (&'static str, u32, u32, Backend, usize);
-
-/// The statement `build` writes for `backend` (portable SQL, `?` placeholders), numbered;
-/// built on the first call from this call site with this backend and `shape` (anything that
-/// changes the text, such as a number of repeated parts), then kept for the process.
-#[track_caller]
-pub(crate) fn sql(backend: Backend, shape: usize, build: impl FnOnce() -> String) -> &'static str {
-    static KEPT: Mutex<Option<HashMap<Site, &'static str>>> = Mutex::new(None);
-    let at = Location::caller();
-    let site = (at.file(), at.line(), at.column(), backend, shape);
-    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-    let kept = kept.get_or_insert_with(HashMap::new);
-    kept.entry(site)
-        .or_insert_with(|| Box::leak(numbered(&build()).into_boxed_str()))
+/// The statements of one call site ([`sql!`]), built once per backend and shape and kept for
+/// the process: the first shapes in place (an atomic load to read), any other in a list.
+pub(crate) struct Kept {
+    first: [[OnceLock<&'static str>; FIRST_SHAPES]; 2],
+    other: Mutex<Vec<(Backend, usize, &'static str)>>,
 }
+
+const FIRST_SHAPES: usize = 4;
+
+impl Kept {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const EMPTY: OnceLock<&'static str> = OnceLock::new();
+    #[allow(clippy::declare_interior_mutable_const)]
+    const ROW: [OnceLock<&'static str>; FIRST_SHAPES] = [Self::EMPTY; FIRST_SHAPES];
+
+    pub(crate) const fn new() -> Self {
+        Self {
+            first: [Self::ROW; 2],
+            other: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The statement `build` writes for `backend` and `shape`, numbered. `build` must depend
+    /// on nothing else: what it writes the first time is what every later call gets.
+    pub(crate) fn get(
+        &self,
+        backend: Backend,
+        shape: usize,
+        build: impl FnOnce() -> String,
+    ) -> &'static str {
+        let leak = |text: String| -> &'static str { Box::leak(numbered(&text).into_boxed_str()) };
+        if let Some(slot) = self.first[backend as usize].get(shape) {
+            return slot.get_or_init(|| leak(build()));
+        }
+        let found = self
+            .other
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(b, s, _)| *b == backend && *s == shape)
+            .map(|(_, _, sql)| *sql);
+        if let Some(sql) = found {
+            return sql;
+        }
+        // Built outside the lock: a build may itself ask for statements.
+        let sql = leak(build());
+        let mut other = self.other.lock().unwrap_or_else(|e| e.into_inner());
+        match other.iter().find(|(b, s, _)| *b == backend && *s == shape) {
+            Some((_, _, kept)) => kept,
+            None => {
+                other.push((backend, shape, sql));
+                sql
+            }
+        }
+    }
+}
+
+/// The statement a call site writes for a backend (portable SQL, `?` placeholders), numbered;
+/// built on the first call with that backend and shape (anything that changes the text, such
+/// as a number of repeated parts), then kept for the process ([`Kept`]).
+macro_rules! sql {
+    ($backend:expr, $shape:expr, $build:expr) => {{
+        static KEPT: $crate::dialect::Kept = $crate::dialect::Kept::new();
+        KEPT.get($backend, $shape, $build)
+    }};
+}
+pub(crate) use sql;
 
 /// A statement that is the same on both backends.
 macro_rules! portable {
     ($backend:expr, $text:expr) => {
-        $crate::dialect::sql($backend, 0, || String::from($text))
+        $crate::dialect::sql!($backend, 0, || String::from($text))
     };
 }
 pub(crate) use portable;
@@ -299,7 +350,7 @@ mod tests {
     fn statements_are_built_once_per_site_backend_and_shape() {
         let mut built = 0;
         let mut at = |backend, shape| {
-            sql(backend, shape, || {
+            sql!(backend, shape, || {
                 built += 1;
                 format!("SELECT ? -- {shape}")
             })
@@ -309,7 +360,10 @@ mod tests {
         assert!(std::ptr::eq(first, at(Backend::Sqlite, 1)));
         at(Backend::Postgres, 1);
         at(Backend::Sqlite, 2);
-        assert_eq!(built, 3);
+        let far = at(Backend::Sqlite, 9);
+        assert_eq!(far, "SELECT $1 -- 9");
+        assert!(std::ptr::eq(far, at(Backend::Sqlite, 9)));
+        assert_eq!(built, 4);
     }
 
     #[test]

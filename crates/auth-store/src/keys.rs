@@ -51,7 +51,7 @@ impl Store {
         } else {
             ""
         };
-        let select = sql(self.backend(), usize::from(published_only), || {
+        let select = sql!(self.backend(), usize::from(published_only), || {
             format!("{KEY_COLUMNS} {filter} ORDER BY created_at, kid")
         });
         let rows = sqlx::query_as::<Any, KeyRow>(select)

@@ -74,7 +74,7 @@ const SESSION_COLUMNS: &str = "s.id, s.user_id, s.tenant_id, s.user_agent, s.ip,
 /// One statement: the token, its session, the user and the user's roles and permissions
 /// (aggregated), so a refresh reads the database once.
 pub(crate) fn refresh_read_sql(backend: Backend) -> &'static str {
-    sql(backend, 0, || {
+    sql!(backend, 0, || {
         format!(
             "SELECT {SESSION_COLUMNS}, t.used_at, t.successor_sealed, u.email AS u_email, \
              u.username AS u_username, u.email_verified_at AS u_email_verified_at, \
@@ -108,7 +108,7 @@ fn rotation_sql(backend: Backend, audits: usize) -> &'static str {
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at) SELECT ?, ?, ?";
     const TOUCH: &str = "UPDATE sessions SET last_used_at = ?, idle_expires_at = ? \
          WHERE id = ? AND revoked_at IS NULL";
-    sql(backend, audits, || {
+    sql!(backend, audits, || {
         let audit = format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) SELECT {AUDIT_VALUES}");
         match backend {
             Backend::Sqlite => {
@@ -145,7 +145,7 @@ fn rotation_args(
 ) -> Stmt {
     let sid = session.to_string();
     let sealed = rotation.successor_sealed.as_str();
-    let claim = Stmt::new(rotation_sql(backend, records.audit.len()))
+    let claim = Stmt::new(rotation_sql(backend, records.audit_events().len()))
         .bind(rotation.now)
         .bind(sealed)
         .bind(token_hash)
@@ -165,7 +165,7 @@ fn rotation_args(
             .bind(rotation.idle_expires_at)
             .bind(sid.as_str()),
     );
-    for event in &records.audit {
+    for event in records.audit_events() {
         stmt = claimed(stmt.extend(audit_args(event)));
     }
     stmt
@@ -257,7 +257,7 @@ impl SessionWrites for StoreTx {
             "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)"
         );
         let id = session.id.to_string();
-        self.defer(
+        self.defer_insert(
             Stmt::new(insert_session)
                 .bind(id.as_str())
                 .bind(session.user_id.to_string())
@@ -269,7 +269,7 @@ impl SessionWrites for StoreTx {
                 .bind(session.idle_expires_at)
                 .bind(session.absolute_expires_at),
         );
-        self.defer(
+        self.defer_insert(
             Stmt::new(insert_token)
                 .bind(token_hash)
                 .bind(id)
@@ -349,7 +349,7 @@ impl SessionReads for Store {
 
     #[instrument(skip_all, err, fields(user_id = %user))]
     async fn active_sessions(&self, user: UserId, now: i64) -> Result<Vec<Session>, StoreError> {
-        let select = sql(self.backend(), 0, || {
+        let select = sql!(self.backend(), 0, || {
             format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = ? \
                  AND s.revoked_at IS NULL AND s.idle_expires_at > ? AND s.absolute_expires_at > ? \
@@ -416,7 +416,9 @@ impl RefreshRotation for Store {
             &rotation,
             &records,
         );
-        let claimed = self.write_rotation(conn, stmt, records.audit.len()).await?;
+        let claimed = self
+            .write_rotation(conn, stmt, records.audit_events().len())
+            .await?;
         Ok(if claimed {
             RotationOutcome::Rotated
         } else {

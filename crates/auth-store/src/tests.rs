@@ -303,7 +303,7 @@ async fn a_unit_of_work_that_fails_midway_leaves_nothing() {
             Box::pin(async move {
                 tx.execute(Stmt::new(tenant).bind("twice").bind("Twice").bind(1))
                     .await?;
-                tx.defer(Stmt::new(tenant).bind("twice").bind("Twice").bind(2));
+                tx.defer_insert(Stmt::new(tenant).bind("twice").bind("Twice").bind(2));
                 Ok(())
             })
         })
@@ -347,7 +347,7 @@ async fn deferred_writes_and_records_are_written_together() {
     store
         .write(move |tx| {
             Box::pin(async move {
-                tx.defer(Stmt::new(insert).bind("acme").bind("Acme").bind(5));
+                tx.defer_insert(Stmt::new(insert).bind("acme").bind("Acme").bind(5));
                 tx.audit(AuditEvent::new(
                     AuditKind::LoginFailed,
                     &TenantId::trusted("acme"),
@@ -362,7 +362,7 @@ async fn deferred_writes_and_records_are_written_together() {
     let again = store
         .write(move |tx| {
             Box::pin(async move {
-                tx.defer(Stmt::new(insert).bind("acme").bind("Acme").bind(6));
+                tx.defer_insert(Stmt::new(insert).bind("acme").bind("Acme").bind(6));
                 tx.audit(AuditEvent::new(
                     AuditKind::LoginFailed,
                     &TenantId::trusted("acme"),

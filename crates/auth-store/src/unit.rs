@@ -47,9 +47,9 @@ impl StoreTx {
             let mut writer = self.store.writer().await?;
             let begin = writer.begin_statement();
             if let Err(e) = Manager::begin(writer.conn(), Some(begin.into())).await {
-                let e = self.store.write_err(e);
-                writer.finish();
-                return Err(e);
+                // Dropped unfinished: a PostgreSQL connection is pinged before it serves
+                // again (it may be the reason BEGIN failed); SQLite's is renewed if broken.
+                return Err(self.store.write_err(e));
             }
             self.open = Some(writer);
         }
@@ -76,8 +76,11 @@ impl StoreTx {
         rows.map_err(|e| self.store.write_err(e))
     }
 
-    /// Runs a statement at commit, with the other deferred ones.
-    pub(crate) fn defer(&mut self, stmt: Stmt) {
+    /// Runs an insert at commit, with the other deferred ones. Only inserts that do not
+    /// depend on each other's rows may be deferred: without a transaction begun, PostgreSQL
+    /// runs them as parts of one statement, which all see the same snapshot.
+    pub(crate) fn defer_insert(&mut self, stmt: Stmt) {
+        debug_assert!(stmt.sql.trim_start().starts_with("INSERT"), "{}", stmt.sql);
         self.deferred.push(stmt);
     }
 
@@ -86,7 +89,8 @@ impl StoreTx {
         let backend = self.backend();
         let mut pending = std::mem::take(&mut self.deferred);
         pending.extend(
-            std::mem::take(&mut self.records.audit)
+            self.records
+                .take_audit_events()
                 .iter()
                 .map(|event| audit_insert(backend, event)),
         );
@@ -104,38 +108,44 @@ impl StoreTx {
                 return Err(e);
             }
         }
-        let Some(mut writer) = self.open.take() else {
-            return Ok(());
+        // The connection stays in `open` while the commit is under way, so a commit cut off
+        // midway (its task dropped) is rolled back by `drop` like any open transaction.
+        let committed = match self.open.as_mut() {
+            Some(writer) => Manager::commit(writer.conn()).await,
+            None => return Ok(()),
         };
-        let committed = Manager::commit(writer.conn()).await;
         match committed {
             Ok(()) => {
-                writer.finish();
+                if let Some(writer) = self.open.take() {
+                    writer.finish();
+                }
                 Ok(())
             }
             Err(e) => {
                 let e = self.store.write_err(e);
-                rollback(&self.store, writer).await;
+                self.rollback().await;
                 Err(e)
             }
         }
     }
 
+    /// Rolls back the open transaction, if any, and gives the connection back; one that
+    /// cannot roll back is renewed (SQLite) or dropped unfinished, to be pinged (PostgreSQL).
+    /// Like the commit, it keeps the connection in `open` while it runs.
     async fn rollback(mut self) {
-        if let Some(writer) = self.open.take() {
-            rollback(&self.store, writer).await;
-        }
-    }
-}
-
-/// Rolls back the transaction open on `writer` and gives the connection back; one that cannot
-/// roll back is renewed (SQLite) or dropped unfinished, to be pinged (PostgreSQL).
-async fn rollback(store: &Store, mut writer: Writer) {
-    match Manager::rollback(writer.conn()).await {
-        Ok(()) => writer.finish(),
-        Err(e) => {
-            tracing::warn!(error = %e, "rollback failed; the connection is replaced");
-            store.renew_writer();
+        let Some(writer) = self.open.as_mut() else {
+            return;
+        };
+        let rolled_back = Manager::rollback(writer.conn()).await;
+        let Some(writer) = self.open.take() else {
+            return;
+        };
+        match rolled_back {
+            Ok(()) => writer.finish(),
+            Err(e) => {
+                tracing::warn!(error = %e, "rollback failed; the connection is replaced");
+                self.store.renew_writer();
+            }
         }
     }
 }

@@ -45,7 +45,7 @@ pub(crate) fn user_select_sql(backend: Backend, key: UserKey) -> &'static str {
         UserKey::Email => "u.tenant_id = ? AND u.email_normalized = ?",
         UserKey::Username => "u.tenant_id = ? AND u.username_normalized = ?",
     };
-    sql(backend, key as usize, || {
+    sql!(backend, key as usize, || {
         format!(
             "SELECT u.id, u.tenant_id, u.email, u.username, u.password_hash, \
              u.email_verified_at, u.disabled_at, u.created_at, u.updated_at, \

@@ -89,16 +89,21 @@ fn groups() -> Vec<Group> {
 fn api() -> (Vec<(Router<AppState>, Needs)>, OpenApiDoc) {
     let mut doc = ApiDoc::openapi();
     let mut routers = Vec::new();
+    let mut needs_of = std::collections::HashMap::new();
     for group in groups() {
         let (router, mut part) = group.routes.split_for_parts();
         route::document_needs(&mut part, group.needs);
+        needs_of.extend(part.paths.paths.keys().map(|p| (p.clone(), group.needs)));
         doc.merge(part);
         routers.push((router, group.needs));
     }
+    // An alias needs what the path it stands for needs.
     for (alias, target, handler) in accounts::aliases() {
-        if let Some(item) = doc.paths.paths.get(target).cloned() {
+        if let (Some(item), Some(needs)) =
+            (doc.paths.paths.get(target).cloned(), needs_of.get(target))
+        {
             doc.paths.paths.insert(alias.to_owned(), alias_item(item));
-            routers.push((Router::new().route(alias, handler), Needs::WRITES));
+            routers.push((Router::new().route(alias, handler), *needs));
         }
     }
     document_docs_routes(&mut doc);

@@ -1,10 +1,12 @@
-//! Response helpers shared by every area (and the CLI): the API's views of domain values,
-//! times as RFC 3339, and the headers of answers that must not be cached.
+//! Response helpers shared by every area: the API's views of domain values and the headers
+//! of answers that must not be cached.
 
 use auth_core::service::IssuedTokens;
 use auth_proto::{TokenResponse, User};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
+
+pub use crate::format::rfc3339;
 
 /// The domain user as the API shows it.
 pub fn user_body(user: auth_core::domain::User) -> User {
@@ -35,17 +37,6 @@ pub fn token_body(issued: IssuedTokens) -> TokenResponse {
         refresh_expires_in: issued.refresh_expires_in,
         session_id: issued.session_id.to_string(),
     }
-}
-
-/// Unix seconds as RFC 3339.
-pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Marks a response that carries a token or personal data as not cacheable (RFC 6749 5.1).

@@ -42,6 +42,26 @@ pub fn hasher(max_in_flight: usize, queue_timeout: Duration) -> PasswordHasher {
     .expect("valid parameters")
 }
 
+/// A user of `tenant` with the role `user` and the given permissions, stored nowhere (for
+/// minting tokens in tests).
+pub fn user(tenant: &str, permissions: &[&str]) -> User {
+    User {
+        id: UserId::generate(),
+        tenant: TenantId::trusted(tenant),
+        email: "a@example.com".into(),
+        username: None,
+        roles: vec![crate::domain::RoleName::user()],
+        permissions: permissions
+            .iter()
+            .map(|p| Permission::trusted(*p))
+            .collect(),
+        email_verified: false,
+        disabled: false,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
 /// An HS256 token service (no keys to create).
 pub fn hs256_tokens() -> TokenService {
     TokenService::with_shared_secret(

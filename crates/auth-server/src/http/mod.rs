@@ -312,7 +312,7 @@ mod tests {
     /// a route of another group is not affected.
     #[tokio::test]
     async fn a_group_that_needs_a_permission_checks_the_caller_before_its_handler() {
-        use auth_core::domain::{Permission, RoleName, SessionId, TenantId, User, UserId};
+        use auth_core::domain::SessionId;
 
         async fn whoami(caller: extract::Caller) -> String {
             caller.identity().user_id.to_string()
@@ -332,21 +332,7 @@ mod tests {
         ];
         let app = with_needs(groups, &state, &in_flight).with_state(state.clone());
         let token = |permissions: &[&str]| {
-            let user = User {
-                id: UserId::generate(),
-                tenant: TenantId::default_tenant(),
-                email: "a@example.com".into(),
-                username: None,
-                roles: vec![RoleName::user()],
-                permissions: permissions
-                    .iter()
-                    .map(|p| Permission::trusted(*p))
-                    .collect(),
-                email_verified: false,
-                disabled: false,
-                created_at: 0,
-                updated_at: 0,
-            };
+            let user = auth_core::testing::user("default", permissions);
             let minted = state
                 .checks
                 .tokens()

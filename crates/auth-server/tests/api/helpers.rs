@@ -62,27 +62,31 @@ impl Drop for TestDb {
                 let _ = std::fs::remove_dir_all(dir);
             }
             TestDb::Postgres { admin_url, schema } => {
-                let (url, schema) = (admin_url.clone(), schema.clone());
-                // Drop runs inside the test's runtime; clean up from a thread with its own.
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .ok()?;
-                    rt.block_on(async {
-                        let pool = AnyPool::connect(&url).await.ok()?;
-                        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                            .execute(&pool)
-                            .await
-                            .ok()?;
-                        pool.close().await;
-                        Some(())
-                    })
-                })
-                .join();
+                run_admin_from_drop(admin_url, vec![format!("DROP SCHEMA {schema} CASCADE")]);
             }
         }
     }
+}
+
+/// Runs administrative statements on `url` from a drop, which runs inside a test's runtime:
+/// from a thread with a runtime of its own, ignoring failures (it is clean-up).
+pub fn run_admin_from_drop(url: &str, statements: Vec<String>) {
+    let url = url.to_owned();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let pool = AnyPool::connect(&url).await.ok()?;
+            for sql in statements {
+                let _ = sqlx::query(&sql).execute(&pool).await;
+            }
+            pool.close().await;
+            Some(())
+        })
+    })
+    .join();
 }
 
 pub struct TestApp {

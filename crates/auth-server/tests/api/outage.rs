@@ -117,26 +117,14 @@ impl OwnDatabase {
 
 impl Drop for OwnDatabase {
     fn drop(&mut self) {
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime; clean up from a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let admin = AnyPool::connect(&url).await.ok()?;
-                for sql in [
-                    format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"),
-                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                ] {
-                    let _ = sqlx::query(&sql).execute(&admin).await;
-                }
-                admin.close().await;
-                Some(())
-            })
-        })
-        .join();
+        let name = &self.name;
+        crate::helpers::run_admin_from_drop(
+            &self.admin_url,
+            vec![
+                format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"),
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ],
+        );
     }
 }
 

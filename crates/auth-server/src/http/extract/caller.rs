@@ -231,7 +231,7 @@ impl<P: PermissionName> FromRequestParts<AppState> for RequirePermission<P> {
 mod tests {
     use std::sync::Arc;
 
-    use auth_core::domain::{Permission, RoleName, SessionId, User, UserId};
+    use auth_core::domain::SessionId;
     use auth_core::revocation::RevocationList;
     use auth_proto::ErrorCode;
     use axum::http::{HeaderValue, StatusCode};
@@ -249,21 +249,7 @@ mod tests {
         permissions: &[&str],
         sid: SessionId,
     ) -> HeaderMap {
-        let user = User {
-            id: UserId::generate(),
-            tenant: TenantId::trusted(tenant),
-            email: "a@example.com".into(),
-            username: None,
-            roles: vec![RoleName::user()],
-            permissions: permissions
-                .iter()
-                .map(|p| Permission::trusted(*p))
-                .collect(),
-            email_verified: false,
-            disabled: false,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let user = auth_core::testing::user(tenant, permissions);
         let token = checks
             .tokens()
             .mint(&user, Some(sid), auth_core::now_unix())

@@ -15,11 +15,22 @@ pub enum AuditKind {
     Logout,
     LogoutAll,
     SessionRevoked,
+    UserUpdated,
+    RolesChanged,
+    UserDisabled,
+    UserEnabled,
+    UserUnlocked,
+    UserSessionsRevoked,
+    UserDeleted,
+    RoleCreated,
+    RoleUpdated,
+    RoleDeleted,
+    TenantCreated,
 }
 
 impl AuditKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [AuditKind; 7] = [
+    pub const ALL: [AuditKind; 18] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::TokenRefreshed,
@@ -27,6 +38,17 @@ impl AuditKind {
         Self::Logout,
         Self::LogoutAll,
         Self::SessionRevoked,
+        Self::UserUpdated,
+        Self::RolesChanged,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::UserUnlocked,
+        Self::UserSessionsRevoked,
+        Self::UserDeleted,
+        Self::RoleCreated,
+        Self::RoleUpdated,
+        Self::RoleDeleted,
+        Self::TenantCreated,
     ];
 
     /// The name stored in `audit_events.kind`.
@@ -39,6 +61,17 @@ impl AuditKind {
             Self::Logout => "session.logout",
             Self::LogoutAll => "session.logout_all",
             Self::SessionRevoked => "session.revoked",
+            Self::UserUpdated => "user.updated",
+            Self::RolesChanged => "user.roles_changed",
+            Self::UserDisabled => "user.disabled",
+            Self::UserEnabled => "user.enabled",
+            Self::UserUnlocked => "user.unlocked",
+            Self::UserSessionsRevoked => "user.sessions_revoked",
+            Self::UserDeleted => "user.deleted",
+            Self::RoleCreated => "role.created",
+            Self::RoleUpdated => "role.updated",
+            Self::RoleDeleted => "role.deleted",
+            Self::TenantCreated => "tenant.created",
         }
     }
 
@@ -99,6 +132,21 @@ impl AuditEvent {
         self.detail = detail;
         self
     }
+}
+
+/// An audit entry as stored.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: String,
+    pub tenant: String,
+    /// The dotted kind (kinds written by other versions are kept as they are).
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: serde_json::Value,
+    pub at: i64,
 }
 
 #[cfg(test)]

@@ -55,6 +55,8 @@ pub enum CoreError {
     Forbidden(Requirement),
     #[error("not found")]
     NotFound,
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
     /// Too much work queued (password hashing); retry after the given delay.
     #[error("overloaded")]
     Overloaded { retry_after: Duration },
@@ -62,6 +64,17 @@ pub enum CoreError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(#[from] InternalError),
+}
+
+/// Why a change conflicts with what exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("a role of that name exists")]
+    RoleExists,
+    #[error("a tenant of that id exists")]
+    TenantExists,
+    #[error("built-in roles cannot be changed or deleted")]
+    BuiltinRole,
 }
 
 /// What a caller lacked for a [`CoreError::Forbidden`].

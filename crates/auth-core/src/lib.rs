@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod keys;

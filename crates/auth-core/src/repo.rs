@@ -10,8 +10,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::StoreError;
-use crate::audit::AuditEvent;
-use crate::domain::{LoginName, NewUser, SessionId, TenantId, User, UserCredentials, UserId};
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::directory::{ProfileChanges, Role, Tenant, UserFilter};
+use crate::domain::{
+    LoginName, NewUser, Permission, RoleName, SessionId, TenantId, User, UserCredentials, UserId,
+};
 use crate::keys::StoredKey;
 use crate::session::{RefreshRecord, RevokeReason, Session};
 
@@ -96,6 +99,112 @@ pub trait SessionWrites: Transaction {
         reason: RevokeReason,
         at: i64,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
+}
+
+/// Directory writes (the admin API and self service), on a transaction.
+pub trait DirectoryWrites: Transaction {
+    /// Changes a user's email and/or username (a new email is unverified); whether the user
+    /// exists. Conflicts are [`StoreError::DuplicateEmail`] / [`StoreError::DuplicateUsername`].
+    fn update_profile<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        changes: &'a ProfileChanges,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Replaces a user's roles (of `tenant`, the user's); a role that does not exist is
+    /// [`StoreError::MissingReference`].
+    fn replace_roles<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        tenant: &'a TenantId,
+        roles: &'a [RoleName],
+        now: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Disables (`Some(at)`) or enables (`None`) a user; whether the user exists.
+    fn set_disabled<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        disabled_at: Option<i64>,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Clears a user's failed-login count and lock; whether the user exists.
+    fn clear_lockout<'a>(&'a mut self, user: &'a UserId)
+    -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Erases a user: its row, sessions, refresh tokens and roles. Its sessions are kept as
+    /// revoked ids only (so every instance learns of it), and its audit entries keep
+    /// `pseudonym` instead of its id. The ids of its sessions; `None` when there is no such
+    /// user.
+    fn erase_user<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        pseudonym: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Vec<SessionId>>, StoreError>>;
+
+    /// Inserts a role with its permissions; an existing name is [`StoreError::Conflict`].
+    fn insert_role<'a>(&'a mut self, role: &'a Role) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Replaces a role's description and permissions; whether the role exists.
+    fn update_role<'a>(
+        &'a mut self,
+        tenant: &'a TenantId,
+        name: &'a RoleName,
+        description: &'a str,
+        permissions: &'a [Permission],
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Deletes a role (its grants go with it); whether it existed.
+    fn delete_role<'a>(
+        &'a mut self,
+        tenant: &'a TenantId,
+        name: &'a RoleName,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Inserts a tenant; an existing id is [`StoreError::Conflict`].
+    fn insert_tenant<'a>(&'a mut self, tenant: &'a Tenant)
+    -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Directory reads: listings for the admin API and a user's own export.
+pub trait DirectoryReads: Send + Sync {
+    /// A page of a tenant's users in id order (creation order), after `after`.
+    fn list_users(
+        &self,
+        tenant: &TenantId,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+
+    /// A tenant's roles with their permissions, by name.
+    fn roles(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<Role>, StoreError>> + Send;
+
+    /// Every tenant, by id.
+    fn tenants(&self) -> impl Future<Output = Result<Vec<Tenant>, StoreError>> + Send;
+
+    fn tenant(
+        &self,
+        id: &TenantId,
+    ) -> impl Future<Output = Result<Option<Tenant>, StoreError>> + Send;
+
+    /// Every session of a user, revoked and expired ones included, newest first.
+    fn all_sessions(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// A user's audit entries, oldest first.
+    fn audit_of(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 }
 
 /// User reads.

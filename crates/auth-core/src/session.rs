@@ -74,6 +74,10 @@ pub enum RevokeReason {
     RevokedByUser,
     /// A rotated refresh token of it came back after the grace window.
     RefreshTokenReused,
+    /// An administrator ended it (or every session of its user).
+    RevokedByAdmin,
+    /// Its user was disabled.
+    UserDisabled,
 }
 
 impl RevokeReason {
@@ -83,6 +87,8 @@ impl RevokeReason {
             Self::LogoutAll => "logout_all",
             Self::RevokedByUser => "revoked_by_user",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::RevokedByAdmin => "revoked_by_admin",
+            Self::UserDisabled => "user_disabled",
         }
     }
 }

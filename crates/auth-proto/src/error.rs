@@ -28,6 +28,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Forbidden,
     NotFound,
+    RoleExists,
+    TenantExists,
+    BuiltinRole,
     Unavailable,
     Internal,
 }
@@ -54,6 +57,9 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::RoleExists => "role_exists",
+            Self::TenantExists => "tenant_exists",
+            Self::BuiltinRole => "builtin_role",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }

@@ -2,6 +2,7 @@
 //! body with its stable codes. Shared by the server and by clients so both agree on one shape.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod error;
 pub mod jwks;
 pub mod tokens;

@@ -10,6 +10,9 @@ pub struct SignupRequest {
     pub password: String,
     #[serde(default)]
     pub username: Option<String>,
+    /// The tenant (slug) to join; default `default`.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// A user as the API shows it. Never carries a password hash.
@@ -34,6 +37,7 @@ impl std::fmt::Debug for SignupRequest {
         f.debug_struct("SignupRequest")
             .field("email", &self.email)
             .field("username", &self.username)
+            .field("tenant", &self.tenant)
             .field("password", &"[redacted]")
             .finish()
     }

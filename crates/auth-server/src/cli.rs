@@ -27,6 +27,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -48,6 +51,9 @@ pub enum UserCommand {
         /// Extra role (repeatable), e.g. `--role admin`; every user also has `user`.
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// The tenant (slug) of the user; default `default`.
+        #[arg(long, default_value = "default")]
+        tenant: String,
         /// Read the password from the first line of standard input (required).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -66,4 +72,18 @@ pub enum KeysCommand {
     List,
     /// Publish a new signing key; it signs after AUTH_KEY_PROPAGATION_SECONDS (at once with 0).
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with its built-in roles `admin` and `user`.
+    Create {
+        /// 1 to 64 characters of a-z, 0-9 and '-'.
+        slug: String,
+        /// A display name (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the tenants.
+    List,
 }

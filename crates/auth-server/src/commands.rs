@@ -3,7 +3,10 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
+use auth_core::CoreError;
+use auth_core::domain::TenantId;
 use auth_core::service::Registration;
+use auth_core::session::ClientInfo;
 use auth_core::signing::Rotated;
 
 use crate::config::{Config, RawConfig};
@@ -59,6 +62,7 @@ pub async fn migrate(config: &Config) -> ExitCode {
 /// Creates a user with the password read from the first line of standard input.
 pub async fn create_user(
     config: &Config,
+    tenant: &str,
     email: &str,
     username: Option<&str>,
     roles: &[String],
@@ -69,8 +73,12 @@ pub async fn create_user(
         return ExitCode::FAILURE;
     }
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let tenant = match TenantId::parse(tenant) {
+        Ok(t) => t,
+        Err(m) => return report(CoreError::invalid("tenant", m)),
+    };
     let registration = match Registration::parse(email, username, password, roles) {
-        Ok(r) => r,
+        Ok(r) => r.in_tenant(tenant.clone()),
         Err(e) => return report(e),
     };
     let state = match open_state(config).await {
@@ -80,7 +88,11 @@ pub async fn create_user(
             return ExitCode::FAILURE;
         }
     };
-    let result = state.accounts.register(registration).await;
+    let result = match state.directory.tenant_exists(&tenant).await {
+        Ok(true) => state.accounts.register(registration).await,
+        Ok(false) => Err(CoreError::invalid("tenant", format!("no tenant {tenant}"))),
+        Err(e) => Err(e),
+    };
     state.store.close().await;
     match result {
         Ok(user) => {
@@ -117,6 +129,68 @@ fn report(e: auth_core::CoreError) -> ExitCode {
         other => eprintln!("error: {other}"),
     }
     ExitCode::from(2)
+}
+
+/// `tenant create SLUG [--name NAME]`.
+pub async fn create_tenant(config: &Config, slug: &str, name: Option<&str>) -> ExitCode {
+    let id = match TenantId::parse(slug) {
+        Ok(id) => id,
+        Err(m) => return report(CoreError::invalid("slug", m)),
+    };
+    let state = match open_state(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = name.unwrap_or(slug).to_owned();
+    let result = state
+        .directory
+        .create_tenant(None, id, name, &ClientInfo::default())
+        .await;
+    state.store.close().await;
+    match result {
+        Ok(t) => {
+            println!(
+                "created tenant {} ({}) with roles admin, user",
+                t.id, t.name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => report(e),
+    }
+}
+
+/// `tenant list`.
+pub async fn list_tenants(config: &Config) -> ExitCode {
+    let state = match open_state(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = state.directory.tenants(None).await;
+    state.store.close().await;
+    match result {
+        Ok(tenants) => {
+            println!("{:<24} {:<21} NAME", "SLUG", "CREATED");
+            for t in tenants {
+                println!(
+                    "{:<24} {:<21} {}",
+                    t.id,
+                    crate::format::rfc3339(t.created_at),
+                    t.name
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `keys list` and `keys rotate`.

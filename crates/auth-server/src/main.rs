@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use auth_server::cli::{Cli, Command, ConfigCommand, KeysCommand, UserCommand};
+use auth_server::cli::{Cli, Command, ConfigCommand, KeysCommand, TenantCommand, UserCommand};
 use auth_server::config::{LogFormat, RawConfig};
 use auth_server::startup::{Application, shutdown_signal};
 use auth_server::{commands, telemetry};
@@ -37,8 +37,13 @@ async fn main() -> ExitCode {
             email,
             username,
             roles,
+            tenant,
             password_stdin: _,
-        }) => commands::create_user(&config, &email, username.as_deref(), &roles).await,
+        }) => commands::create_user(&config, &tenant, &email, username.as_deref(), &roles).await,
+        Command::Tenant(TenantCommand::Create { slug, name }) => {
+            commands::create_tenant(&config, &slug, name.as_deref()).await
+        }
+        Command::Tenant(TenantCommand::List) => commands::list_tenants(&config).await,
         Command::Keys(KeysCommand::List) => commands::keys(&config, false).await,
         Command::Keys(KeysCommand::Rotate) => commands::keys(&config, true).await,
         Command::Serve | Command::Config(_) | Command::Openapi => serve(config).await,

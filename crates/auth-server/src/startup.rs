@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use auth_core::password::PasswordHasher;
 use auth_core::revocation::RevocationList;
-use auth_core::service::{AccountService, SessionService, TokenChecks};
+use auth_core::service::{AccountService, DirectoryService, SessionService, TokenChecks};
 use auth_core::signing::{SigningMode, start_token_service};
 use auth_core::token::JwtAlgorithm;
 use auth_core::token::LEEWAY_SECONDS;
@@ -88,6 +88,7 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     let tokens = Arc::new(tokens);
     let state = AppState::new(Shared {
         accounts: AccountService::new(store.clone(), hasher.clone(), config.passwords.policy),
+        directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone()),
         sessions: SessionService::new(
             store.clone(),
             hasher,

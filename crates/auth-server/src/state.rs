@@ -4,7 +4,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use auth_core::service::{AccountService, SessionService, TokenChecks};
+use auth_core::service::{AccountService, DirectoryService, SessionService, TokenChecks};
 use auth_core::signing::{KeyManager, RotationSettings};
 use auth_store::Store;
 use secrecy::SecretString;
@@ -18,6 +18,7 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub accounts: AccountService<Store>,
     pub sessions: SessionService<Store>,
+    pub directory: DirectoryService<Store>,
     pub checks: TokenChecks,
     pub store: Store,
     pub master_key: Option<SecretString>,

@@ -12,6 +12,7 @@
 mod audit;
 mod connect;
 mod dialect;
+mod directory;
 mod error;
 mod keys;
 mod lane;

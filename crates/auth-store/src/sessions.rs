@@ -18,7 +18,7 @@ use crate::users::{access_of, stored_id, user_access_columns};
 use crate::{Store, map_err};
 
 #[derive(FromRow)]
-struct SessionRow {
+pub(crate) struct SessionRow {
     id: String,
     user_id: String,
     tenant_id: String,
@@ -68,7 +68,7 @@ struct RefreshRow {
     u_permissions: Option<String>,
 }
 
-const SESSION_COLUMNS: &str = "s.id, s.user_id, s.tenant_id, s.user_agent, s.ip, s.created_at, \
+pub(crate) const SESSION_COLUMNS: &str = "s.id, s.user_id, s.tenant_id, s.user_agent, s.ip, s.created_at, \
      s.last_used_at, s.idle_expires_at, s.absolute_expires_at, s.revoked_at";
 
 /// One statement: the token, its session, the user and the user's roles and permissions
@@ -369,9 +369,11 @@ impl SessionReads for Store {
     async fn revoked_since(&self, since: i64) -> Result<Vec<(SessionId, i64)>, StoreError> {
         let select = portable!(
             self.backend(),
-            "SELECT id, revoked_at FROM sessions WHERE revoked_at >= ?"
+            "SELECT id, revoked_at FROM sessions WHERE revoked_at >= ? \
+             UNION ALL SELECT id, revoked_at FROM erased_sessions WHERE revoked_at >= ?"
         );
         let rows = sqlx::query_as::<Any, (String, i64)>(select)
+            .bind(since)
             .bind(since)
             .fetch_all(&self.pool)
             .await

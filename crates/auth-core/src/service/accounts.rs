@@ -55,6 +55,10 @@ where
         .map_err(|e| match e {
             StoreError::DuplicateEmail => CoreError::EmailTaken,
             StoreError::DuplicateUsername => CoreError::UsernameTaken,
+            // A role deleted (or a tenant unknown) since the request was checked.
+            StoreError::MissingReference(_) => {
+                CoreError::invalid("roles", "a role or the tenant does not exist")
+            }
             other => CoreError::Store(other),
         })?;
         tracing::info!(user_id = %user.id, "user registered");

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod checks;
+mod directory;
 mod sessions;
 
 use crate::CoreError;
@@ -16,6 +17,7 @@ use crate::token::AccessToken;
 
 pub use accounts::AccountService;
 pub use checks::TokenChecks;
+pub use directory::{DirectoryService, UserChanges, UserExport};
 pub use sessions::{SessionService, SessionView};
 
 /// A validated request to create an account.
@@ -64,6 +66,14 @@ impl Registration {
             }),
             _ => Err(CoreError::Validation(problems)),
         }
+    }
+}
+
+impl Registration {
+    /// The same registration, in `tenant`.
+    pub fn in_tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = tenant;
+        self
     }
 }
 

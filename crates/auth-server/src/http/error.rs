@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use auth_core::error::TokenRejection;
+use auth_core::error::{Conflict, TokenRejection};
 use auth_core::{CoreError, StoreError};
 use auth_proto::error::PROBLEM_CONTENT_TYPE;
 use auth_proto::{ErrorCode, FieldError, Problem};
@@ -176,6 +176,14 @@ impl From<CoreError> for ApiError {
             }
             CoreError::NotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Not found")
+            }
+            CoreError::Conflict(conflict) => {
+                let code = match conflict {
+                    Conflict::RoleExists => ErrorCode::RoleExists,
+                    Conflict::TenantExists => ErrorCode::TenantExists,
+                    Conflict::BuiltinRole => ErrorCode::BuiltinRole,
+                };
+                ApiError::new(StatusCode::CONFLICT, code, "Conflict").detail(conflict.to_string())
             }
             CoreError::Overloaded { retry_after } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -4,6 +4,7 @@
 //! cross-cutting layers.
 
 pub mod accounts;
+pub mod admin;
 pub mod compat;
 pub mod completion;
 pub mod error;
@@ -48,6 +49,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         (name = "sessions", description = "Refresh-token rotation, logout and sessions"),
         (name = "platform", description = "Token checks for gateways and services"),
         (name = "compat", description = "Contracts of the services this one replaces"),
+        (name = "admin", description = "Users, roles, keys and tenants, for callers holding the permission each operation names"),
         (name = "operations", description = "Health, keys and documentation"),
     )
 )]
@@ -74,6 +76,7 @@ impl Modify for BearerScheme {
 fn groups() -> Vec<Group> {
     [
         accounts::groups(),
+        admin::groups(),
         sessions::groups(),
         platform::groups(),
         compat::groups(),

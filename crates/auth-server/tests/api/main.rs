@@ -2,6 +2,7 @@
 //! database (SQLite by default, PostgreSQL when TEST_DATABASE_URL points at one) and talks to
 //! it over HTTP.
 
+mod admin;
 mod cli;
 mod compat;
 mod errors;
@@ -14,5 +15,6 @@ mod me;
 mod ops;
 mod outage;
 mod platform;
+mod profile;
 mod sessions;
 mod signup;

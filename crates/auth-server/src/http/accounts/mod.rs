@@ -1,6 +1,9 @@
 //! Account routes: sign-up, login (JSON or OAuth2 password form) and the caller's own account.
 
+use auth_core::CoreError;
+use auth_core::domain::{Password, TenantId};
 use auth_core::service::{Credentials, Registration};
+use auth_proto::admin::{AuditEntry, DeleteMeRequest, UpdateMeRequest, UserExportBody};
 use auth_proto::{LoginRequest, Problem, SignupRequest, TokenResponse, User};
 use axum::Json;
 use axum::extract::State;
@@ -9,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use utoipa_axum::routes;
 
+use super::admin::{profile_changes, session_record};
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller, Client, JsonOrForm};
-use super::respond::{no_store, token_body, user_body};
+use super::respond::{no_store, rfc3339, token_body, user_body};
 use super::route::{Group, Needs};
 use crate::state::AppState;
 
@@ -20,7 +24,12 @@ pub fn groups() -> Vec<Group> {
         Group::new(Needs::WRITES)
             .routes(routes!(signup))
             .routes(routes!(login)),
-        Group::new(Needs::READS).routes(routes!(me)),
+        Group::new(Needs::READS)
+            .routes(routes!(me))
+            .routes(routes!(export_me)),
+        Group::new(Needs::WRITES)
+            .routes(routes!(update_me))
+            .routes(routes!(delete_me)),
     ]
 }
 
@@ -46,8 +55,15 @@ pub async fn signup(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignupRequest>,
 ) -> Result<Response, ApiError> {
-    let registration =
+    let mut registration =
         Registration::parse(&body.email, body.username.as_deref(), body.password, &[])?;
+    if let Some(tenant) = body.tenant.as_deref() {
+        let tenant = TenantId::parse(tenant).map_err(|m| CoreError::invalid("tenant", m))?;
+        if !state.directory.tenant_exists(&tenant).await? {
+            return Err(CoreError::invalid("tenant", "no such tenant").into());
+        }
+        registration = registration.in_tenant(tenant);
+    }
     let user = state.accounts.register(registration).await?;
     Ok((StatusCode::CREATED, Json(user_body(user))).into_response())
 }
@@ -92,4 +108,97 @@ pub async fn login(
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let user = state.accounts.current_user(caller.identity()).await?;
     Ok(no_store(Json(user_body(user)).into_response()))
+}
+
+/// Change the caller's email and/or username (never its roles: an unknown field is 422).
+#[utoipa::path(patch, path = "/auth/me", tag = "auth",
+    request_body = UpdateMeRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed account", body = User),
+        (status = 401, description = "`token_invalid` or `token_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken` or `username_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    Client(client): Client,
+    caller: Caller,
+    ApiJson(body): ApiJson<UpdateMeRequest>,
+) -> Result<Response, ApiError> {
+    let changes = profile_changes(
+        body.email.as_deref(),
+        body.username.as_ref().map(|u| u.as_deref()),
+    )?;
+    let user = state
+        .directory
+        .update_own(caller.identity().user_id, changes, &client)
+        .await?;
+    Ok(no_store(Json(user_body(user)).into_response()))
+}
+
+/// Erase the caller's account (the current password confirms it): the account, its
+/// sessions, tokens and roles; audit entries keep a pseudonymous id, not the email.
+#[utoipa::path(delete, path = "/auth/me", tag = "auth",
+    request_body = DeleteMeRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 401, description = "`invalid_credentials` (wrong password), `token_invalid` or `token_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    Client(client): Client,
+    caller: Caller,
+    ApiJson(body): ApiJson<DeleteMeRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .directory
+        .erase_own(
+            caller.identity().user_id,
+            Password::new(body.password),
+            &client,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything held about the caller: profile, roles, every session and its audit entries
+/// (never a password hash).
+#[utoipa::path(get, path = "/auth/me/export", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserExportBody),
+        (status = 401, description = "`token_invalid` or `token_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn export_me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let export = state
+        .directory
+        .export_own(caller.identity().user_id)
+        .await?;
+    let body = UserExportBody {
+        user: user_body(export.user),
+        sessions: export.sessions.into_iter().map(session_record).collect(),
+        audit: export
+            .audit
+            .into_iter()
+            .map(|a| AuditEntry {
+                id: a.id,
+                kind: a.kind,
+                session_id: a.session_id,
+                ip: a.ip,
+                user_agent: a.user_agent,
+                detail: a.detail,
+                at: rfc3339(a.at),
+            })
+            .collect(),
+        exported_at: rfc3339(auth_core::now_unix()),
+    };
+    Ok(no_store(Json(body).into_response()))
 }

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 
 use auth_core::CoreError;
-use auth_core::domain::TenantId;
+use auth_core::directory::Actor;
 use auth_core::error::TokenRejection;
 use auth_core::service::TokenChecks;
 use auth_core::session::ClientInfo;
@@ -22,8 +22,7 @@ use crate::config::IpNet;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// The permission that spans tenants: its holder acts on every tenant.
-pub const SUPERADMIN: &str = "superadmin";
+pub use auth_core::directory::TenantScope;
 
 /// The raw bearer token of the request, if any was sent.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, TokenRejection> {
@@ -112,32 +111,6 @@ fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpNet]) -> IpAddr {
     client
 }
 
-/// The tenants a caller may act on: its own, or every one for a `superadmin`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TenantScope {
-    Only(TenantId),
-    All,
-}
-
-impl TenantScope {
-    fn of(identity: &Identity) -> Self {
-        if identity.has_permission(SUPERADMIN) {
-            Self::All
-        } else {
-            Self::Only(identity.tenant.clone())
-        }
-    }
-
-    /// Whether something of `tenant` is within reach; what is not is answered as if it did
-    /// not exist (404), never as forbidden.
-    pub fn allows(&self, tenant: &TenantId) -> bool {
-        match self {
-            Self::All => true,
-            Self::Only(own) => own == tenant,
-        }
-    }
-}
-
 /// The verified caller: a valid access token of a live session, and its tenant scope.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -148,6 +121,16 @@ pub struct Caller {
 impl Caller {
     pub fn identity(&self) -> &Identity {
         &self.verified.identity
+    }
+
+    /// The caller as the admin API's actor.
+    pub fn actor(&self) -> Actor {
+        let identity = self.identity();
+        Actor::new(
+            identity.user_id,
+            identity.tenant.clone(),
+            identity.permissions.to_vec(),
+        )
     }
 
     /// The caller of a request with these headers, holding `permission` when one is asked
@@ -168,7 +151,7 @@ impl Caller {
     ) -> Result<Self, ApiError> {
         let verified = checks.check(token)?;
         TokenChecks::require(&verified, None, permission)?;
-        let scope = TenantScope::of(&verified.identity);
+        let scope = TenantScope::of(&verified.identity.tenant, &verified.identity.permissions);
         Ok(Self { verified, scope })
     }
 
@@ -231,7 +214,8 @@ impl<P: PermissionName> FromRequestParts<AppState> for RequirePermission<P> {
 mod tests {
     use std::sync::Arc;
 
-    use auth_core::domain::SessionId;
+    use auth_core::directory::permissions::SUPERADMIN;
+    use auth_core::domain::{SessionId, TenantId};
     use auth_core::revocation::RevocationList;
     use auth_proto::ErrorCode;
     use axum::http::{HeaderValue, StatusCode};

@@ -11,7 +11,7 @@ use auth_proto::{ErrorCode, FieldError};
 use axum::RequestExt as _;
 use axum::body::Bytes;
 use axum::body::HttpBody as _;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header};
 use http_body_util::{BodyExt as _, LengthLimitError};
 use serde::Deserialize;
@@ -265,6 +265,28 @@ impl<S: Send + Sync> FromRequest<S> for MaybeJsonBytes {
         read_body(req)
             .await
             .map(|bytes| MaybeJsonBytes(Some(bytes)))
+    }
+}
+
+/// Query parameters, or a 422 naming the parameter that is wrong.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| {
+                ApiError::validation(vec![FieldError {
+                    field: "query".into(),
+                    message: e.to_string(),
+                }])
+            })
     }
 }
 

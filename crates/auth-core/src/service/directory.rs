@@ -1,0 +1,671 @@
+//! The directory: what administrators do to users, roles and tenants (always within the
+//! caller's reach: anything of a tenant out of reach is "not found"), and what a user does to
+//! its own profile (change it, erase it, export it).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tracing::instrument;
+
+use crate::audit::{AuditEvent, AuditKind, AuditRecord};
+use crate::directory::{
+    Actor, MAX_PAGE, ProfileChanges, Role, Tenant, UserFilter, is_builtin_role, permissions,
+};
+use crate::domain::{
+    LoginName, Password, Permission, ROLE_USER, RoleName, SessionId, TenantId, User, UserId,
+};
+use crate::error::{Conflict, Requirement};
+use crate::password::PasswordHasher;
+use crate::repo::{
+    DirectoryReads, DirectoryWrites, Record, SessionReads, SessionWrites, UnitOfWork, UserReads,
+};
+use crate::revocation::RevocationList;
+use crate::session::{ClientInfo, RevokeReason, Session};
+use crate::{CoreError, StoreError, now_unix};
+
+/// Everything held about a user, for its own export.
+#[derive(Debug, Clone)]
+pub struct UserExport {
+    pub user: User,
+    pub sessions: Vec<Session>,
+    pub audit: Vec<AuditRecord>,
+}
+
+/// Changes an administrator makes to a user.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub profile: ProfileChanges,
+    /// The user's new roles (`user` is always kept).
+    pub roles: Option<Vec<RoleName>>,
+}
+
+/// The admin API's users, roles and tenants, and a user's own profile.
+pub struct DirectoryService<R> {
+    repo: R,
+    hasher: PasswordHasher,
+    revocations: Arc<RevocationList>,
+}
+
+/// Maps the conflicts of a profile change.
+fn profile_conflicts(e: StoreError) -> CoreError {
+    match e {
+        StoreError::DuplicateEmail => CoreError::EmailTaken,
+        StoreError::DuplicateUsername => CoreError::UsernameTaken,
+        other => CoreError::Store(other),
+    }
+}
+
+impl<R> DirectoryService<R>
+where
+    R: UnitOfWork + UserReads + DirectoryReads + SessionReads,
+    R::Tx: DirectoryWrites + SessionWrites,
+{
+    pub fn new(repo: R, hasher: PasswordHasher, revocations: Arc<RevocationList>) -> Self {
+        Self {
+            repo,
+            hasher,
+            revocations,
+        }
+    }
+
+    /// A user within the actor's reach; any other (or none) is "not found".
+    pub async fn user(&self, actor: &Actor, id: UserId) -> Result<User, CoreError> {
+        match self.repo.get_user(id).await? {
+            Some(user) if actor.scope.allows(&user.tenant) => Ok(user),
+            _ => Err(CoreError::NotFound),
+        }
+    }
+
+    /// A page of a tenant's users (the actor's own unless it spans tenants), and the cursor
+    /// of the next page when there may be one.
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<(Vec<User>, Option<UserId>), CoreError> {
+        let tenant = actor.tenant_for(tenant)?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        // One more than asked tells whether another page follows.
+        let mut users = self
+            .repo
+            .list_users(&tenant, filter, after, limit + 1)
+            .await?;
+        let next = if users.len() > limit {
+            users.truncate(limit);
+            users.last().map(|u| u.id)
+        } else {
+            None
+        };
+        Ok((users, next))
+    }
+
+    /// Refuses roles that do not exist in `tenant`, or that grant reserved permissions the
+    /// actor does not hold.
+    pub async fn check_grantable(
+        &self,
+        actor: &Actor,
+        tenant: &TenantId,
+        roles: &[RoleName],
+    ) -> Result<(), CoreError> {
+        let known = self.repo.roles(tenant).await?;
+        let mut problems = Vec::new();
+        let mut granted: Vec<&Permission> = Vec::new();
+        for (i, name) in roles.iter().enumerate() {
+            match known.iter().find(|r| &r.name == name) {
+                Some(role) => granted.extend(role.permissions.iter()),
+                None => problems.push((format!("roles[{i}]"), format!("no role {name}"))),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(CoreError::Validation(problems));
+        }
+        match actor.missing(granted).first() {
+            Some(p) => Err(CoreError::Forbidden(Requirement::Permission(p.clone()))),
+            None => Ok(()),
+        }
+    }
+
+    /// Changes a user's profile and/or roles, in one transaction.
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %id))]
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        changes: UserChanges,
+        client: &ClientInfo,
+    ) -> Result<User, CoreError> {
+        let user = self.user(actor, id).await?;
+        let roles = match changes.roles {
+            Some(mut roles) => {
+                if !roles.iter().any(|r| r.as_str() == ROLE_USER) {
+                    roles.push(RoleName::user());
+                }
+                crate::domain::order_roles(&mut roles);
+                self.check_grantable(actor, &user.tenant, &roles).await?;
+                // Taking a role away needs its permissions too: an admin cannot demote
+                // someone who holds more than it does.
+                let removed: Vec<RoleName> = user
+                    .roles
+                    .iter()
+                    .filter(|r| !roles.contains(r))
+                    .cloned()
+                    .collect();
+                self.check_grantable(actor, &user.tenant, &removed).await?;
+                Some(roles)
+            }
+            None => None,
+        };
+        let now = now_unix();
+        let profile = changes.profile;
+        let tenant = user.tenant.clone();
+        let mut events = Vec::new();
+        if !profile.is_empty() {
+            events.push(self.event(AuditKind::UserUpdated, actor, &user, client, now));
+        }
+        if let Some(roles) = &roles {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            events.push(
+                self.event(AuditKind::RolesChanged, actor, &user, client, now)
+                    .detail(json!({"actor": actor.user_id.to_string(), "roles": names})),
+            );
+        }
+        self.repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    if !profile.is_empty() && !tx.update_profile(&id, &profile, now).await? {
+                        return Ok(false);
+                    }
+                    if let Some(roles) = &roles {
+                        tx.replace_roles(&id, &tenant, roles, now).await?;
+                    }
+                    for e in events {
+                        tx.audit(e);
+                    }
+                    Ok(true)
+                })
+            })
+            .await
+            .map_err(profile_conflicts)?
+            .then_some(())
+            .ok_or(CoreError::NotFound)?;
+        self.repo.get_user(id).await?.ok_or(CoreError::NotFound)
+    }
+
+    /// Disables a user (every session revoked at once) or enables it again.
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %id))]
+    pub async fn set_disabled(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        disabled: bool,
+        client: &ClientInfo,
+    ) -> Result<(), CoreError> {
+        let user = self.user(actor, id).await?;
+        let now = now_unix();
+        let kind = if disabled {
+            AuditKind::UserDisabled
+        } else {
+            AuditKind::UserEnabled
+        };
+        let event = self.event(kind, actor, &user, client, now);
+        let revoked = self
+            .repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    if !tx.set_disabled(&id, disabled.then_some(now), now).await? {
+                        return Ok(None);
+                    }
+                    let revoked = if disabled {
+                        tx.revoke_user_sessions(&id, RevokeReason::UserDisabled, now)
+                            .await?
+                    } else {
+                        Vec::new()
+                    };
+                    tx.audit(event);
+                    Ok(Some(revoked))
+                })
+            })
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        self.forget(revoked, now);
+        Ok(())
+    }
+
+    /// Clears a user's failed logins and lock.
+    pub async fn unlock(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), CoreError> {
+        let user = self.user(actor, id).await?;
+        let event = self.event(AuditKind::UserUnlocked, actor, &user, client, now_unix());
+        let found = self
+            .repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    let found = tx.clear_lockout(&id).await?;
+                    tx.audit(event);
+                    Ok(found)
+                })
+            })
+            .await?;
+        found.then_some(()).ok_or(CoreError::NotFound)
+    }
+
+    /// Revokes every session of a user.
+    pub async fn logout_user(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<usize, CoreError> {
+        let user = self.user(actor, id).await?;
+        let now = now_unix();
+        let event = self.event(AuditKind::UserSessionsRevoked, actor, &user, client, now);
+        let revoked = self
+            .repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    let revoked = tx
+                        .revoke_user_sessions(&id, RevokeReason::RevokedByAdmin, now)
+                        .await?;
+                    tx.audit(event);
+                    Ok(revoked)
+                })
+            })
+            .await?;
+        let count = revoked.len();
+        self.forget(revoked, now);
+        Ok(count)
+    }
+
+    /// A user's sessions that are neither revoked nor expired.
+    pub async fn user_sessions(
+        &self,
+        actor: &Actor,
+        id: UserId,
+    ) -> Result<Vec<Session>, CoreError> {
+        self.user(actor, id).await?;
+        Ok(self.repo.active_sessions(id, now_unix()).await?)
+    }
+
+    /// Erases a user within the actor's reach.
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %id))]
+    pub async fn erase_user(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), CoreError> {
+        let user = self.user(actor, id).await?;
+        self.erase(&user, Some(actor.user_id), client).await
+    }
+
+    /// Erases the caller's own account once its password checks out (401 otherwise).
+    #[instrument(skip_all, err(level = "info"), fields(user_id = %id))]
+    pub async fn erase_own(
+        &self,
+        id: UserId,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<(), CoreError> {
+        let user = self.own(id).await?;
+        self.check_password(&user, &password).await?;
+        self.erase(&user, None, client).await
+    }
+
+    /// Changes the caller's own email and/or username (never its roles).
+    pub async fn update_own(
+        &self,
+        id: UserId,
+        profile: ProfileChanges,
+        client: &ClientInfo,
+    ) -> Result<User, CoreError> {
+        let user = self.own(id).await?;
+        if profile.is_empty() {
+            return Ok(user);
+        }
+        let now = now_unix();
+        let event = AuditEvent::new(AuditKind::UserUpdated, &user.tenant, now)
+            .user(id)
+            .client(client);
+        let found = self
+            .repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    let found = tx.update_profile(&id, &profile, now).await?;
+                    tx.audit(event);
+                    Ok(found)
+                })
+            })
+            .await
+            .map_err(profile_conflicts)?;
+        if !found {
+            return Err(CoreError::NotFound);
+        }
+        self.repo.get_user(id).await?.ok_or(CoreError::NotFound)
+    }
+
+    /// Everything held about the caller: profile, roles, sessions and audit entries.
+    pub async fn export_own(&self, id: UserId) -> Result<UserExport, CoreError> {
+        let user = self.own(id).await?;
+        let sessions = self.repo.all_sessions(id).await?;
+        let audit = self.repo.audit_of(id).await?;
+        Ok(UserExport {
+            user,
+            sessions,
+            audit,
+        })
+    }
+
+    /// A tenant's roles, within the actor's reach.
+    pub async fn roles(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+    ) -> Result<Vec<Role>, CoreError> {
+        let tenant = actor.tenant_for(tenant)?;
+        Ok(self.repo.roles(&tenant).await?)
+    }
+
+    /// Creates a role (409 `role_exists` when the name is taken).
+    pub async fn create_role(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        name: RoleName,
+        description: String,
+        permissions: Vec<Permission>,
+        client: &ClientInfo,
+    ) -> Result<Role, CoreError> {
+        let tenant = actor.tenant_for(tenant)?;
+        if is_builtin_role(&name) {
+            return Err(CoreError::Conflict(Conflict::RoleExists));
+        }
+        let permissions = self.grantable(actor, permissions)?;
+        let now = now_unix();
+        let role = Role {
+            tenant: tenant.clone(),
+            name,
+            description,
+            builtin: false,
+            permissions,
+            created_at: now,
+        };
+        let event = AuditEvent::new(AuditKind::RoleCreated, &tenant, now)
+            .client(client)
+            .detail(role_detail(actor, &role));
+        let stored = role.clone();
+        self.repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.insert_role(&stored).await?;
+                    tx.audit(event);
+                    Ok(())
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => CoreError::Conflict(Conflict::RoleExists),
+                other => CoreError::Store(other),
+            })?;
+        Ok(role)
+    }
+
+    /// Replaces a role's description and permissions. `admin` and `superadmin` are fixed;
+    /// `user` may be given permissions every user holds.
+    pub async fn update_role(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        name: RoleName,
+        description: Option<String>,
+        permissions: Vec<Permission>,
+        client: &ClientInfo,
+    ) -> Result<Role, CoreError> {
+        let tenant = actor.tenant_for(tenant)?;
+        let existing = self.role(&tenant, &name).await?;
+        if existing.builtin && name.as_str() != ROLE_USER {
+            return Err(CoreError::Conflict(Conflict::BuiltinRole));
+        }
+        let permissions = self.grantable(actor, permissions)?;
+        // What the role held and the caller does not may not be taken away by it either.
+        if let Some(p) = actor.missing(&existing.permissions).first() {
+            return Err(CoreError::Forbidden(Requirement::Permission(p.clone())));
+        }
+        let role = Role {
+            description: description.unwrap_or(existing.description),
+            permissions,
+            ..existing
+        };
+        let event = AuditEvent::new(AuditKind::RoleUpdated, &tenant, now_unix())
+            .client(client)
+            .detail(role_detail(actor, &role));
+        let stored = role.clone();
+        let found = self
+            .repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    let found = tx
+                        .update_role(
+                            &stored.tenant,
+                            &stored.name,
+                            &stored.description,
+                            &stored.permissions,
+                        )
+                        .await?;
+                    tx.audit(event);
+                    Ok(found)
+                })
+            })
+            .await?;
+        found.then_some(role).ok_or(CoreError::NotFound)
+    }
+
+    /// Deletes a role that is not built in; users holding it lose it.
+    pub async fn delete_role(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        name: RoleName,
+        client: &ClientInfo,
+    ) -> Result<(), CoreError> {
+        let tenant = actor.tenant_for(tenant)?;
+        let existing = self.role(&tenant, &name).await?;
+        if existing.builtin {
+            return Err(CoreError::Conflict(Conflict::BuiltinRole));
+        }
+        if let Some(p) = actor.missing(&existing.permissions).first() {
+            return Err(CoreError::Forbidden(Requirement::Permission(p.clone())));
+        }
+        let event = AuditEvent::new(AuditKind::RoleDeleted, &tenant, now_unix())
+            .client(client)
+            .detail(role_detail(actor, &existing));
+        let found = self
+            .repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    let found = tx.delete_role(&tenant, &name).await?;
+                    tx.audit(event);
+                    Ok(found)
+                })
+            })
+            .await?;
+        found.then_some(()).ok_or(CoreError::NotFound)
+    }
+
+    /// Every tenant (the actor must span tenants).
+    pub async fn tenants(&self, actor: Option<&Actor>) -> Result<Vec<Tenant>, CoreError> {
+        require_superadmin(actor)?;
+        Ok(self.repo.tenants().await?)
+    }
+
+    /// Creates a tenant with its built-in roles `admin` and `user`. `actor` is `None` for the
+    /// command line.
+    pub async fn create_tenant(
+        &self,
+        actor: Option<&Actor>,
+        id: TenantId,
+        name: String,
+        client: &ClientInfo,
+    ) -> Result<Tenant, CoreError> {
+        require_superadmin(actor)?;
+        let tenant = Tenant {
+            id,
+            name,
+            created_at: now_unix(),
+        };
+        let mut event =
+            AuditEvent::new(AuditKind::TenantCreated, &tenant.id, tenant.created_at).client(client);
+        if let Some(actor) = actor {
+            event = event.detail(json!({"actor": actor.user_id.to_string()}));
+        }
+        let stored = tenant.clone();
+        self.repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.insert_tenant(&stored).await?;
+                    tx.audit(event);
+                    Ok(())
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => CoreError::Conflict(Conflict::TenantExists),
+                other => CoreError::Store(other),
+            })?;
+        Ok(tenant)
+    }
+
+    /// Whether a tenant exists.
+    pub async fn tenant_exists(&self, id: &TenantId) -> Result<bool, CoreError> {
+        Ok(self.repo.tenant(id).await?.is_some())
+    }
+
+    async fn role(&self, tenant: &TenantId, name: &RoleName) -> Result<Role, CoreError> {
+        self.repo
+            .roles(tenant)
+            .await?
+            .into_iter()
+            .find(|r| &r.name == name)
+            .ok_or(CoreError::NotFound)
+    }
+
+    /// Sorted and deduplicated permissions the actor may grant.
+    fn grantable(
+        &self,
+        actor: &Actor,
+        mut permissions: Vec<Permission>,
+    ) -> Result<Vec<Permission>, CoreError> {
+        permissions.sort();
+        permissions.dedup();
+        match actor.missing(&permissions).first() {
+            Some(p) => Err(CoreError::Forbidden(Requirement::Permission(p.clone()))),
+            None => Ok(permissions),
+        }
+    }
+
+    /// The caller's own account; a disabled one is refused, a gone one is an invalid token.
+    async fn own(&self, id: UserId) -> Result<User, CoreError> {
+        let user = self
+            .repo
+            .get_user(id)
+            .await?
+            .ok_or(CoreError::Token(crate::error::TokenRejection::Claims))?;
+        if user.disabled {
+            return Err(CoreError::AccountDisabled);
+        }
+        Ok(user)
+    }
+
+    async fn check_password(&self, user: &User, password: &Password) -> Result<(), CoreError> {
+        let email =
+            crate::domain::Email::parse(&user.email).map_err(|_| CoreError::InvalidCredentials)?;
+        let found = self
+            .repo
+            .find_credentials(&user.tenant, &LoginName::Email(email))
+            .await?
+            .filter(|c| c.user.id == user.id)
+            .map(|c| c.password_hash);
+        if self.hasher.verify(found, password).await? {
+            Ok(())
+        } else {
+            Err(CoreError::InvalidCredentials)
+        }
+    }
+
+    async fn erase(
+        &self,
+        user: &User,
+        actor: Option<UserId>,
+        client: &ClientInfo,
+    ) -> Result<(), CoreError> {
+        let now = now_unix();
+        // The audit trail keeps what happened, under an id that names no one.
+        let pseudonym = format!("erased:{}", UserId::generate());
+        let mut detail = json!({"subject": pseudonym});
+        if let Some(actor) = actor {
+            detail["actor"] = json!(actor.to_string());
+        }
+        let event = AuditEvent::new(AuditKind::UserDeleted, &user.tenant, now)
+            .client(client)
+            .detail(detail);
+        let id = user.id;
+        let sessions = self
+            .repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    let sessions = tx.erase_user(&id, &pseudonym, now).await?;
+                    tx.audit(event);
+                    Ok(sessions)
+                })
+            })
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        self.forget(sessions, now);
+        tracing::info!("user erased");
+        Ok(())
+    }
+
+    /// Makes revoked sessions' access tokens invalid here at once (other instances learn of
+    /// them from the store).
+    fn forget(&self, sessions: Vec<SessionId>, at: i64) {
+        self.revocations
+            .insert(sessions.into_iter().map(|id| (id, at)));
+    }
+
+    fn event(
+        &self,
+        kind: AuditKind,
+        actor: &Actor,
+        user: &User,
+        client: &ClientInfo,
+        at: i64,
+    ) -> AuditEvent {
+        AuditEvent::new(kind, &user.tenant, at)
+            .user(user.id)
+            .client(client)
+            .detail(json!({"actor": actor.user_id.to_string()}))
+    }
+}
+
+fn require_superadmin(actor: Option<&Actor>) -> Result<(), CoreError> {
+    match actor {
+        Some(a) if !a.holds(permissions::SUPERADMIN) => Err(CoreError::Forbidden(
+            Requirement::Permission(permissions::SUPERADMIN.into()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn role_detail(actor: &Actor, role: &Role) -> serde_json::Value {
+    json!({
+        "actor": actor.user_id.to_string(),
+        "role": role.name.as_str(),
+        "permissions": role.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+    })
+}

@@ -380,3 +380,116 @@ async fn the_command_line_writes_while_the_service_is_busy_writing() {
         .await;
     assert_eq!(r.status(), 200);
 }
+
+/// Runs the binary with `args` and a password on standard input.
+fn run_with_password(url: &str, args: &[&str], password: &str) -> std::process::Output {
+    let mut child = command(url)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn tenants_are_created_and_listed_and_users_created_in_them() {
+    let (_db, url) = TestDb::create().await;
+    let out = command(&url)
+        .args(["tenant", "create", "acme", "--name", "Acme Corp"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Again: refused, exit 2, nothing changed.
+    let out = command(&url)
+        .args(["tenant", "create", "acme"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tenant"));
+    let out = command(&url)
+        .args(["tenant", "create", "Not A Slug"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = command(&url).args(["tenant", "list"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let slugs: Vec<&str> = listing
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(slugs, ["acme", "default"], "{listing}");
+    assert!(listing.contains("Acme Corp"));
+
+    let args = [
+        "user",
+        "create",
+        "--tenant",
+        "acme",
+        "--email",
+        "boss@acme.example",
+        "--role",
+        "admin",
+        "--password-stdin",
+    ];
+    let out = run_with_password(&url, &args, "a password of the boss");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let args = [
+        "user",
+        "create",
+        "--tenant",
+        "nowhere",
+        "--email",
+        "x@example.com",
+        "--password-stdin",
+    ];
+    let out = run_with_password(&url, &args, "a password of nobody");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tenant nowhere"));
+
+    // The boss logs in to acme, not to the default tenant, and administers acme.
+    let app = crate::helpers::spawn_app_on(&url).await;
+    let r = app
+        .post_json(
+            "/auth/login",
+            &json!({"email": "boss@acme.example", "password": "a password of the boss", "tenant": "acme"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page: Value = app
+        .get_with_token("/auth/admin/users", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["tenant"], "acme");
+    let r = app
+        .post_json(
+            "/auth/login",
+            &json!({"email": "boss@acme.example", "password": "a password of the boss"}),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+}

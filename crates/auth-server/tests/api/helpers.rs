@@ -94,7 +94,7 @@ pub struct TestApp {
     pub client: Client,
     pub state: AppState,
     pub config: Config,
-    _db: TestDb,
+    _db: Option<TestDb>,
 }
 
 /// Settings every test uses: a free port and cheap Argon2 parameters.
@@ -127,7 +127,19 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             .unwrap(),
         state,
         config,
-        _db: db,
+        _db: Some(db),
+    }
+}
+
+/// Serves the application on a database a test already made (and removes).
+pub async fn spawn_app_on(database_url: &str) -> TestApp {
+    let (addr, state, config) = start(database_url, &[]).await;
+    TestApp {
+        addr,
+        client: Client::new(),
+        state,
+        config,
+        _db: None,
     }
 }
 

@@ -76,6 +76,16 @@ where
         }
     }
 
+    /// A user the actor may change: within reach, and holding no permission of the service
+    /// that the actor does not hold (an admin cannot disable, erase or log out a superadmin).
+    pub async fn changeable(&self, actor: &Actor, id: UserId) -> Result<User, CoreError> {
+        let user = self.user(actor, id).await?;
+        match actor.missing(&user.permissions).first() {
+            Some(p) => Err(CoreError::Forbidden(Requirement::Permission(p.clone()))),
+            None => Ok(user),
+        }
+    }
+
     /// A page of a tenant's users (the actor's own unless it spans tenants), and the cursor
     /// of the next page when there may be one.
     pub async fn list_users(
@@ -137,7 +147,7 @@ where
         changes: UserChanges,
         client: &ClientInfo,
     ) -> Result<User, CoreError> {
-        let user = self.user(actor, id).await?;
+        let user = self.changeable(actor, id).await?;
         let roles = match changes.roles {
             Some(mut roles) => {
                 if !roles.iter().any(|r| r.as_str() == ROLE_USER) {
@@ -203,7 +213,7 @@ where
         disabled: bool,
         client: &ClientInfo,
     ) -> Result<(), CoreError> {
-        let user = self.user(actor, id).await?;
+        let user = self.changeable(actor, id).await?;
         let now = now_unix();
         let kind = if disabled {
             AuditKind::UserDisabled
@@ -241,7 +251,7 @@ where
         id: UserId,
         client: &ClientInfo,
     ) -> Result<(), CoreError> {
-        let user = self.user(actor, id).await?;
+        let user = self.changeable(actor, id).await?;
         let event = self.event(AuditKind::UserUnlocked, actor, &user, client, now_unix());
         let found = self
             .repo
@@ -263,7 +273,7 @@ where
         id: UserId,
         client: &ClientInfo,
     ) -> Result<usize, CoreError> {
-        let user = self.user(actor, id).await?;
+        let user = self.changeable(actor, id).await?;
         let now = now_unix();
         let event = self.event(AuditKind::UserSessionsRevoked, actor, &user, client, now);
         let revoked = self
@@ -301,7 +311,7 @@ where
         id: UserId,
         client: &ClientInfo,
     ) -> Result<(), CoreError> {
-        let user = self.user(actor, id).await?;
+        let user = self.changeable(actor, id).await?;
         self.erase(&user, Some(actor.user_id), client).await
     }
 

@@ -415,6 +415,31 @@ async fn callers_grant_no_more_than_they_hold_and_built_in_roles_stay() {
     )
     .await;
     assert_problem(r, 403, "forbidden").await;
+    // Nor disable, erase or log out someone holding more than it does.
+    for action in ["disable", "logout"] {
+        let r = call(
+            &app,
+            Method::POST,
+            &format!("/auth/admin/users/{root_id}/{action}"),
+            Some(&c.admin),
+            None,
+        )
+        .await;
+        assert_problem(r, 403, "forbidden").await;
+    }
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/auth/admin/users/{root_id}"),
+        Some(&c.admin),
+        None,
+    )
+    .await;
+    assert_problem(r, 403, "forbidden").await;
+    assert_eq!(
+        app.get_with_token("/auth/me", &c.superadmin).await.status(),
+        200
+    );
 
     for name in ["admin", "user", "superadmin"] {
         let r = call(

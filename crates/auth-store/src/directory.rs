@@ -88,10 +88,11 @@ impl DirectoryWrites for StoreTx {
             let id = user.to_string();
             let clear = portable!(backend, "DELETE FROM user_roles WHERE user_id = ?");
             self.execute(Stmt::new(clear).bind(id.as_str())).await?;
+            // Two changes racing each insert what the other may have inserted meanwhile.
             let grant = portable!(
                 backend,
                 "INSERT INTO user_roles (user_id, tenant_id, role_name, granted_at) \
-                 VALUES (?, ?, ?, ?)"
+                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
             );
             for role in roles {
                 self.execute(
@@ -313,7 +314,8 @@ impl StoreTx {
     ) -> Result<(), StoreError> {
         let grant = portable!(
             self.backend(),
-            "INSERT INTO role_permissions (tenant_id, role_name, permission) VALUES (?, ?, ?)"
+            "INSERT INTO role_permissions (tenant_id, role_name, permission) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING"
         );
         for p in permissions {
             self.execute(

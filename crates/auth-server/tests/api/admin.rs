@@ -969,3 +969,75 @@ async fn keys_are_listed_without_private_parts_and_rotated() {
     let audit = app.count("SELECT count(*) FROM signing_keys").await;
     assert_eq!(audit, 2);
 }
+
+#[tokio::test]
+async fn concurrent_changes_to_one_user_or_role_name_never_fail_the_server() {
+    let app = spawn_app().await;
+    let c = callers(&app).await;
+    for name in ["a", "b", "c"] {
+        let r = call(
+            &app,
+            Method::POST,
+            "/auth/admin/roles",
+            Some(&c.admin),
+            Some(&json!({"name": name})),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+    }
+    let id = user_in(&app, "default", "race@example.com", &[]).await;
+    let path = format!("/auth/admin/users/{id}");
+    let (x, y, z) = (
+        json!({"roles": ["a", "b"]}),
+        json!({"roles": ["b", "c"]}),
+        json!({"roles": ["a", "c"]}),
+    );
+    let admin = Some(c.admin.as_str());
+    let answers = tokio::join!(
+        call(&app, Method::PATCH, &path, admin, Some(&x)),
+        call(&app, Method::PATCH, &path, admin, Some(&y)),
+        call(&app, Method::PATCH, &path, admin, Some(&z)),
+    );
+    for r in [answers.0, answers.1, answers.2] {
+        assert_eq!(r.status(), 200);
+    }
+    let roles = app
+        .count(&format!(
+            "SELECT count(*) FROM user_roles WHERE user_id = '{id}'"
+        ))
+        .await;
+    assert!(
+        (3..=4).contains(&roles),
+        "user plus one change's two roles (or a mix): {roles}"
+    );
+    let create = json!({"name": "same", "permissions": ["x:y"]});
+    let answers = tokio::join!(
+        call(
+            &app,
+            Method::POST,
+            "/auth/admin/roles",
+            admin,
+            Some(&create)
+        ),
+        call(
+            &app,
+            Method::POST,
+            "/auth/admin/roles",
+            admin,
+            Some(&create)
+        ),
+        call(
+            &app,
+            Method::POST,
+            "/auth/admin/roles",
+            admin,
+            Some(&create)
+        ),
+    );
+    let mut statuses: Vec<u16> = [answers.0, answers.1, answers.2]
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409]);
+}

@@ -15,11 +15,19 @@ pub enum AuditKind {
     Logout,
     LogoutAll,
     SessionRevoked,
+    /// The user changed their password (`POST /auth/password/change`).
+    PasswordChanged,
+    /// An administrator set a user's password.
+    PasswordSet,
+    /// A login re-hashed an outdated (legacy) password hash to the current scheme.
+    PasswordRehashed,
+    /// `users import` created or updated the user.
+    UserImported,
 }
 
 impl AuditKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [AuditKind; 7] = [
+    pub const ALL: [AuditKind; 11] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::TokenRefreshed,
@@ -27,6 +35,10 @@ impl AuditKind {
         Self::Logout,
         Self::LogoutAll,
         Self::SessionRevoked,
+        Self::PasswordChanged,
+        Self::PasswordSet,
+        Self::PasswordRehashed,
+        Self::UserImported,
     ];
 
     /// The name stored in `audit_events.kind`.
@@ -39,6 +51,10 @@ impl AuditKind {
             Self::Logout => "session.logout",
             Self::LogoutAll => "session.logout_all",
             Self::SessionRevoked => "session.revoked",
+            Self::PasswordChanged => "password.changed",
+            Self::PasswordSet => "password.set",
+            Self::PasswordRehashed => "password.rehashed",
+            Self::UserImported => "user.imported",
         }
     }
 

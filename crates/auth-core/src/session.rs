@@ -74,6 +74,10 @@ pub enum RevokeReason {
     RevokedByUser,
     /// A rotated refresh token of it came back after the grace window.
     RefreshTokenReused,
+    /// Its user changed their password (every session but the one that changed it).
+    PasswordChanged,
+    /// An administrator set the user's password.
+    PasswordSet,
 }
 
 impl RevokeReason {
@@ -83,6 +87,8 @@ impl RevokeReason {
             Self::LogoutAll => "logout_all",
             Self::RevokedByUser => "revoked_by_user",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordSet => "password_set",
         }
     }
 }

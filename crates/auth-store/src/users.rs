@@ -13,12 +13,12 @@ use crate::unit::StoreTx;
 use crate::{Store, map_err};
 
 #[derive(FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     tenant_id: String,
     email: String,
     username: Option<String>,
-    password_hash: String,
+    pub(crate) password_hash: String,
     email_verified_at: Option<i64>,
     disabled_at: Option<i64>,
     created_at: i64,
@@ -101,7 +101,7 @@ pub(crate) fn stored_id<T>(text: &str, parse: impl Fn(&str) -> Option<T>) -> Res
 }
 
 impl UserRow {
-    fn into_user(self) -> Result<User, StoreError> {
+    pub(crate) fn into_user(self) -> Result<User, StoreError> {
         let (roles, permissions) = access_of(self.roles, self.permissions);
         Ok(User {
             id: stored_id(&self.id, UserId::parse)?,

@@ -7,6 +7,8 @@
 
 mod accounts;
 mod checks;
+mod import;
+mod passwords;
 mod sessions;
 
 use crate::CoreError;

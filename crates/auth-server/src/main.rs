@@ -39,6 +39,13 @@ async fn main() -> ExitCode {
             roles,
             password_stdin: _,
         }) => commands::create_user(&config, &email, username.as_deref(), &roles).await,
+        Command::User(UserCommand::Import {
+            format,
+            file,
+            tenant,
+            dry_run,
+            on_conflict,
+        }) => auth_server::import::run(&config, format, &file, &tenant, dry_run, on_conflict).await,
         Command::Keys(KeysCommand::List) => commands::keys(&config, false).await,
         Command::Keys(KeysCommand::Rotate) => commands::keys(&config, true).await,
         Command::Serve | Command::Config(_) | Command::Openapi => serve(config).await,

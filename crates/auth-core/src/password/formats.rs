@@ -176,7 +176,10 @@ fn parse(text: &str) -> Result<(HashKind, Parsed<'_>), String> {
         return Ok((HashKind::DjangoBcrypt, Parsed::Bcrypt(parse_bcrypt(rest)?)));
     }
     // Django writes `argon2` followed by argon2-cffi's PHC string: `argon2$argon2id$v=19$...`.
-    if let Some(rest) = text.strip_prefix("argon2").filter(|r| r.starts_with("$argon2")) {
+    if let Some(rest) = text
+        .strip_prefix("argon2")
+        .filter(|r| r.starts_with("$argon2"))
+    {
         return Ok((HashKind::DjangoArgon2, Parsed::Argon2(parse_argon2(rest)?)));
     }
     if text.starts_with("$2") {

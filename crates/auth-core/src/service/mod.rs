@@ -18,6 +18,7 @@ use crate::token::AccessToken;
 
 pub use accounts::AccountService;
 pub use checks::TokenChecks;
+pub use import::{ImportRecord, ImportReport, OnConflict};
 pub use sessions::{SessionService, SessionView};
 
 /// A validated request to create an account.

@@ -104,7 +104,7 @@ async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"root password 1\n")
+        .write_all(b"a first administrator password\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -135,7 +135,7 @@ async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
     let client = reqwest::Client::new();
     let r = client
         .post(format!("{addr}/auth/login"))
-        .json(&json!({"email": "root@example.com", "password": "root password 1"}))
+        .json(&json!({"email": "root@example.com", "password": "a first administrator password"}))
         .send()
         .await
         .unwrap();

@@ -13,6 +13,7 @@ mod login;
 mod me;
 mod ops;
 mod outage;
+mod passwords;
 mod platform;
 mod sessions;
 mod signup;

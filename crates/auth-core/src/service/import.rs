@@ -87,7 +87,7 @@ where
         let Some(known_roles) = Box::pin(self.repo.tenant_roles(tenant)).await? else {
             report
                 .errors
-                .push((0, format!("tenant {tenant:?} does not exist")));
+                .push((0, format!("tenant {:?} does not exist", tenant.as_str())));
             return Ok(report);
         };
         let mut plans = Vec::new();

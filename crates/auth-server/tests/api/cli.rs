@@ -9,7 +9,7 @@ use crate::helpers::{TestDb, base_env};
 const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
 
 /// The binary with the test settings and a fresh database; no inherited AUTH_* variables.
-fn command(db_url: &str) -> Command {
+pub fn command(db_url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     for (k, _) in std::env::vars() {
         if k.starts_with("AUTH_")

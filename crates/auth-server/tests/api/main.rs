@@ -7,6 +7,7 @@ mod compat;
 mod errors;
 mod helpers;
 mod hostile;
+mod import;
 mod jwks;
 mod keys;
 mod login;

@@ -173,15 +173,15 @@ where
             }
             roles
         });
-        if let Ok(email) = &email {
-            if let Some(first) = emails.insert(email.normalized().to_owned(), at) {
-                problems.add("email", format!("also on line/record {first}"));
-            }
+        if let Ok(email) = &email
+            && let Some(first) = emails.insert(email.normalized().to_owned(), at)
+        {
+            problems.add("email", format!("also on line/record {first}"));
         }
-        if let Some(name) = &username {
-            if let Some(first) = usernames.insert(name.normalized().to_owned(), at) {
-                problems.add("username", format!("also on line/record {first}"));
-            }
+        if let Some(name) = &username
+            && let Some(first) = usernames.insert(name.normalized().to_owned(), at)
+        {
+            problems.add("username", format!("also on line/record {first}"));
         }
         let (Ok(email), Ok(kind)) = (email, kind) else {
             return Err(problems);

@@ -314,3 +314,94 @@ impl Problems {
         self.0.push(format!("{field}: {message}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::password::PasswordPolicy;
+    use crate::revocation::RevocationList;
+    use crate::testing::{MemoryRepo, cheap_hasher};
+
+    const BCRYPT: &str = "$2b$04$h8hY2pVMn5G4v5N.LOHUU.JYNuj2iZ61DCv96QiLyLAIgyG9IcBTW";
+
+    fn service(repo: &MemoryRepo) -> AccountService<MemoryRepo> {
+        AccountService::new(
+            repo.clone(),
+            cheap_hasher(1),
+            PasswordPolicy::default(),
+            Arc::new(RevocationList::starting_at(0)),
+        )
+    }
+
+    fn record(at: usize, email: &str, hash: &str, roles: Option<&[&str]>) -> ImportRecord {
+        ImportRecord {
+            at,
+            email: email.into(),
+            username: None,
+            password_hash: hash.into(),
+            roles: roles.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            active: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_import_is_all_or_nothing_and_a_second_run_changes_nothing() {
+        let repo = MemoryRepo::default();
+        let svc = service(&repo);
+        let tenant = TenantId::default_tenant();
+        let bad = vec![
+            record(2, "a@example.com", BCRYPT, Some(&["admin"])),
+            record(3, "b@example.com", "md5$x$y", None),
+            record(4, "c@example.com", BCRYPT, Some(&["nope"])),
+            record(5, "A@example.com", BCRYPT, None),
+        ];
+        let report = svc
+            .import_users(&tenant, bad, OnConflict::Skip, false)
+            .await
+            .unwrap();
+        let lines: Vec<usize> = report.errors.iter().map(|(at, _)| *at).collect();
+        assert_eq!(lines, [3, 4, 5], "{:?}", report.errors);
+        assert_eq!(repo.user_count(), 0, "nothing written");
+
+        let good = || {
+            vec![
+                record(1, "a@example.com", BCRYPT, Some(&["admin"])),
+                record(2, "b@example.com", BCRYPT, None),
+            ]
+        };
+        let dry = svc
+            .import_users(&tenant, good(), OnConflict::Skip, true)
+            .await
+            .unwrap();
+        assert_eq!((dry.created, repo.user_count()), (2, 0));
+        let done = svc
+            .import_users(&tenant, good(), OnConflict::Skip, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (done.created, done.errors.len(), repo.user_count()),
+            (2, 0, 2)
+        );
+        assert_eq!(repo.audit_kinds().len(), 2);
+        for rule in [OnConflict::Skip, OnConflict::Update] {
+            let again = svc
+                .import_users(&tenant, good(), rule, false)
+                .await
+                .unwrap();
+            assert_eq!(
+                (again.created, again.updated, again.unchanged),
+                (0, 0, 2),
+                "{rule:?}"
+            );
+        }
+        assert_eq!(repo.audit_kinds().len(), 2, "nothing written again");
+        let unknown = TenantId::trusted("acme");
+        let report = svc
+            .import_users(&unknown, good(), OnConflict::Skip, false)
+            .await
+            .unwrap();
+        assert_eq!(report.errors.len(), 1);
+    }
+}

@@ -646,4 +646,36 @@ mod tests {
             ]
         );
     }
+
+    #[tokio::test]
+    async fn a_login_replaces_a_legacy_hash_with_its_session_or_not_at_all() {
+        // passlib's bcrypt of "correct horse battery" (cost 4).
+        const BCRYPT: &str = "$2b$04$VcQmkAHhCR0TZ9Idxm5l2e0dP3PnB8k/wsGPBcKEXP1.p30WOoG7C";
+        let repo = MemoryRepo::default();
+        let user = signed_up(&repo, "ann@example.com").await;
+        repo.put_password_hash(user.id, BCRYPT);
+        let svc = service(&repo, 1, Duration::from_secs(5));
+        repo.fail_next_write();
+        let err = svc.login(credentials("ann@example.com")).await.unwrap_err();
+        assert!(matches!(err, CoreError::Store(_)), "{err:?}");
+        assert_eq!(
+            repo.password_hash(user.id).unwrap(),
+            BCRYPT,
+            "rolled back with the session"
+        );
+        assert_eq!(repo.session_count(), 0);
+
+        svc.login(credentials("ann@example.com")).await.unwrap();
+        let upgraded = repo.password_hash(user.id).unwrap();
+        assert!(
+            upgraded.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{upgraded}"
+        );
+        assert_eq!(
+            repo.audit_kinds(),
+            [AuditKind::PasswordRehashed, AuditKind::LoginSucceeded]
+        );
+        svc.login(credentials("ann@example.com")).await.unwrap();
+        assert_eq!(repo.password_hash(user.id).unwrap(), upgraded, "once");
+    }
 }

@@ -176,8 +176,8 @@ pub struct Verification {
 }
 
 /// A successful login's verification, with the password re-hashed when the stored hash was
-/// outdated (see [`HashTicket::verify_and_upgrade`]).
-#[derive(Debug, Clone, Default)]
+/// outdated (see [`HashTicket::verify_and_upgrade`]). Not `Debug`: it may hold a new hash.
+#[derive(Clone, Default)]
 pub struct Verified {
     pub matched: bool,
     /// The new hash to store in place of the outdated one, and the old one's format.

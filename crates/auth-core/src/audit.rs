@@ -26,11 +26,19 @@ pub enum AuditKind {
     RoleUpdated,
     RoleDeleted,
     TenantCreated,
+    /// The user changed their password (`POST /auth/password/change`).
+    PasswordChanged,
+    /// An administrator set a user's password.
+    PasswordSet,
+    /// A login re-hashed an outdated (legacy) password hash to the current scheme.
+    PasswordRehashed,
+    /// `users import` created or updated the user.
+    UserImported,
 }
 
 impl AuditKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 22] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::TokenRefreshed,
@@ -49,6 +57,10 @@ impl AuditKind {
         Self::RoleUpdated,
         Self::RoleDeleted,
         Self::TenantCreated,
+        Self::PasswordChanged,
+        Self::PasswordSet,
+        Self::PasswordRehashed,
+        Self::UserImported,
     ];
 
     /// The name stored in `audit_events.kind`.
@@ -72,6 +84,10 @@ impl AuditKind {
             Self::RoleUpdated => "role.updated",
             Self::RoleDeleted => "role.deleted",
             Self::TenantCreated => "tenant.created",
+            Self::PasswordChanged => "password.changed",
+            Self::PasswordSet => "password.set",
+            Self::PasswordRehashed => "password.rehashed",
+            Self::UserImported => "user.imported",
         }
     }
 

@@ -1,21 +1,27 @@
-//! Password hashing (Argon2id on dedicated low-priority threads, a bounded number in flight) and the
-//! password policy (NIST SP 800-63B: length limits, no composition rules).
+//! Password hashing (Argon2id on dedicated low-priority threads, a bounded number in flight),
+//! verification of this service's and legacy hash formats ([`formats`]) with re-hashing of
+//! outdated ones, and the password policy ([`policy`], NIST SP 800-63B-4).
+
+pub mod formats;
+pub mod policy;
+
+pub use formats::{HashKind, identify};
+pub use policy::{PasswordPolicy, normalize};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use std::sync::Mutex;
 
-use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::CoreError;
-use crate::domain::{Email, Password, Username};
+use crate::domain::Password;
 use crate::error::HashingError;
-use crate::secret::{ct_eq, random_bytes};
+use crate::secret::random_bytes;
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,14 +98,33 @@ impl Inner {
         result
     }
 
+    /// Verifies against a user's stored hash, or the dummy hash for an unknown user (never a
+    /// match). An unusable stored hash counts as a mismatch and is logged.
+    fn verify_known(&self, hash: Option<String>, password: &str) -> Verification {
+        let known = hash.is_some();
+        let hash = hash.as_deref().unwrap_or(&self.dummy_hash);
+        match self.verify(hash, password) {
+            Ok(found) if known => found,
+            Ok(_) => Verification::default(),
+            Err(e) => {
+                tracing::error!(error = %e, "stored password hash cannot be used");
+                Verification::default()
+            }
+        }
+    }
+
     /// Hashes with the configured parameters into a PHC string.
     fn hash(&self, password: &str) -> Result<String, argon2::Error> {
         let salt = random_bytes::<16>();
         let mut out = [0u8; 32];
         let blocks = self.settings.memory_kib as usize;
         self.with_memory(blocks, |mem| {
-            self.argon2
-                .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, mem)
+            self.argon2.hash_password_into_with_memory(
+                normalize(password).as_bytes(),
+                &salt,
+                &mut out,
+                mem,
+            )
         })?;
         let Argon2Settings {
             memory_kib,
@@ -113,32 +138,50 @@ impl Inner {
         ))
     }
 
-    /// Verifies against any Argon2 PHC string (its own parameters, variant and version).
-    fn verify(&self, hash: &str, password: &str) -> Result<bool, String> {
-        let parsed = PasswordHash::new(hash).map_err(|e| e.to_string())?;
-        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| e.to_string())?;
-        let version = parsed
-            .version
-            .map(Version::try_from)
-            .transpose()
-            .map_err(|e| e.to_string())?
-            .unwrap_or(Version::V0x13);
-        let params = Params::try_from(&parsed).map_err(|e| e.to_string())?;
-        let expected = parsed.hash.ok_or("hash has no output")?;
-        let mut salt_buf = [0u8; 64];
-        let salt = parsed
-            .salt
-            .ok_or("hash has no salt")?
-            .decode_b64(&mut salt_buf)
-            .map_err(|e| e.to_string())?;
-        let argon2 = Argon2::new(algorithm, version, params.clone());
-        let mut out = vec![0u8; expected.len()];
-        self.with_memory(params.block_count(), |mem| {
-            argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, mem)
-        })
-        .map_err(|e| e.to_string())?;
-        Ok(ct_eq(&out, expected.as_bytes()))
+    /// Verifies `password` against a stored hash of any supported format: its NFKC form
+    /// first, then, when that differs, the text as typed (hashes made before normalisation,
+    /// and by the services this one replaces, are of the text as typed).
+    fn verify(&self, stored: &str, password: &str) -> Result<Verification, String> {
+        let normalized = normalize(password);
+        let mut candidates = vec![normalized.as_ref()];
+        if normalized != password {
+            candidates.push(password);
+        }
+        for (i, candidate) in candidates.into_iter().enumerate() {
+            let checked =
+                formats::verify(stored, candidate.as_bytes(), &self.settings, |blocks, f| {
+                    self.with_memory(blocks, |mem| f(mem))
+                })?;
+            if checked.matched {
+                return Ok(Verification {
+                    matched: true,
+                    kind: Some(checked.kind),
+                    outdated: !checked.current || i > 0,
+                });
+            }
+        }
+        Ok(Verification::default())
     }
+}
+
+/// What a password verification found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verification {
+    pub matched: bool,
+    /// The stored hash's format, when it matched.
+    pub kind: Option<HashKind>,
+    /// It matched, but the stored hash is not the current scheme (a legacy format, other
+    /// Argon2 parameters, or a hash of the text before NFKC normalisation).
+    pub outdated: bool,
+}
+
+/// A successful login's verification, with the password re-hashed when the stored hash was
+/// outdated (see [`HashTicket::verify_and_upgrade`]). Not `Debug`: it may hold a new hash.
+#[derive(Clone, Default)]
+pub struct Verified {
+    pub matched: bool,
+    /// The new hash to store in place of the outdated one, and the old one's format.
+    pub upgrade: Option<(String, HashKind)>,
 }
 
 impl PasswordHasher {
@@ -240,16 +283,58 @@ impl HashTicket {
     ) -> Result<bool, CoreError> {
         let inner = self.hasher.inner.clone();
         let password = password.clone();
+        self.run(move || inner.verify_known(hash, password.expose()).matched)
+            .await
+    }
+
+    /// Verifies like [`HashTicket::verify`] and, when the password matched a hash that is
+    /// outdated (a legacy format, other Argon2 parameters, the text before normalisation),
+    /// hashes it again with the current scheme in the same turn on the hashing thread, so
+    /// the caller can store the new hash with the rest of its write.
+    pub async fn verify_and_upgrade(
+        self,
+        hash: Option<String>,
+        password: &Password,
+    ) -> Result<Verified, CoreError> {
+        let inner = self.hasher.inner.clone();
+        let password = password.clone();
         self.run(move || {
-            let known = hash.is_some();
-            let hash = hash.as_deref().unwrap_or(&inner.dummy_hash);
-            match inner.verify(hash, password.expose()) {
-                Ok(ok) => ok && known,
-                Err(e) => {
-                    tracing::error!(error = %e, "stored password hash cannot be used");
-                    false
-                }
+            let found = inner.verify_known(hash, password.expose());
+            let upgrade = match (found.matched && found.outdated, found.kind) {
+                (true, Some(kind)) => match inner.hash(password.expose()) {
+                    Ok(new) => Some((new, kind)),
+                    Err(e) => {
+                        // The login goes on with the old hash; the next one tries again.
+                        tracing::error!(error = %e, "cannot re-hash an outdated password hash");
+                        None
+                    }
+                },
+                _ => None,
+            };
+            Verified {
+                matched: found.matched,
+                upgrade,
             }
+        })
+        .await
+    }
+
+    /// Whether `password` matches any of `hashes` (a user's current hash and password
+    /// history): one verification per hash, all in this ticket's turn, so callers bound the
+    /// list ([`PasswordPolicy::MAX_HISTORY`]).
+    pub async fn matches_any(
+        self,
+        hashes: Vec<String>,
+        password: &Password,
+    ) -> Result<bool, CoreError> {
+        let inner = self.hasher.inner.clone();
+        let password = password.clone();
+        self.run(move || {
+            hashes.iter().any(|h| {
+                inner
+                    .verify_known(Some(h.clone()), password.expose())
+                    .matched
+            })
         })
         .await
     }
@@ -319,60 +404,10 @@ fn lower_priority() {
 #[cfg(not(unix))]
 fn lower_priority() {}
 
-/// Rules a new password must meet.
-#[derive(Debug, Clone, Copy)]
-pub struct PasswordPolicy {
-    pub min_chars: usize,
-}
-
-impl Default for PasswordPolicy {
-    fn default() -> Self {
-        Self { min_chars: 8 }
-    }
-}
-
-impl PasswordPolicy {
-    /// Checks length (in characters, at most [`Password::MAX_BYTES`] bytes) and that the
-    /// password is not the account's own email or username.
-    pub fn check(
-        &self,
-        password: &Password,
-        email: &Email,
-        username: Option<&Username>,
-    ) -> Result<(), CoreError> {
-        let text = password.expose();
-        if text.chars().count() < self.min_chars {
-            return Err(CoreError::WeakPassword(format!(
-                "must be at least {} characters",
-                self.min_chars
-            )));
-        }
-        if text.len() > Password::MAX_BYTES {
-            return Err(CoreError::WeakPassword(format!(
-                "must be at most {} bytes",
-                Password::MAX_BYTES
-            )));
-        }
-        let lowered = text.to_lowercase();
-        let same_as_email = lowered == email.normalized()
-            || email
-                .normalized()
-                .split_once('@')
-                .is_some_and(|(local, _)| lowered == local);
-        if same_as_email {
-            return Err(CoreError::WeakPassword(
-                "must not be the email address".into(),
-            ));
-        }
-        if username.is_some_and(|u| lowered == u.normalized()) {
-            return Err(CoreError::WeakPassword("must not be the username".into()));
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use argon2::password_hash::PasswordHash;
+
     use super::*;
 
     fn fast() -> PasswordHasher {
@@ -464,48 +499,5 @@ mod tests {
         assert!(!b.unwrap());
         assert_eq!(hasher.in_flight(), 0);
         assert!(hasher.hash(&pw).await.is_ok());
-    }
-
-    #[test]
-    fn policy_rejects_short_long_and_self_referencing_passwords() {
-        let policy = PasswordPolicy::default();
-        let email = Email::parse("Alice.Smith@example.com").unwrap();
-        let user = Username::parse("alice_s").unwrap();
-        let cases = [
-            ("short", "under 8 characters"),
-            ("alice.smith@example.com", "the email"),
-            ("ALICE.SMITH", "the local part of the email"),
-            ("Alice_S", "too short anyway"),
-        ];
-        for (pw, why) in cases {
-            let r = policy.check(&Password::new(pw.into()), &email, Some(&user));
-            assert!(
-                matches!(r, Err(CoreError::WeakPassword(_))),
-                "{pw:?}: {why}"
-            );
-        }
-        let long_name = Username::parse("alice_smith_long").unwrap();
-        let r = policy.check(
-            &Password::new("ALICE_SMITH_LONG".into()),
-            &email,
-            Some(&long_name),
-        );
-        assert!(matches!(r, Err(CoreError::WeakPassword(_))), "the username");
-        let r = policy.check(&Password::new("x".repeat(1025)), &email, None);
-        assert!(
-            matches!(r, Err(CoreError::WeakPassword(_))),
-            "over 1024 bytes"
-        );
-        // Eight multi-byte characters are eight characters.
-        assert!(
-            policy
-                .check(&Password::new("ééééééééé".into()), &email, None)
-                .is_ok()
-        );
-        assert!(
-            policy
-                .check(&Password::new("correct horse".into()), &email, Some(&user))
-                .is_ok()
-        );
     }
 }

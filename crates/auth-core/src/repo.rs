@@ -14,6 +14,7 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::directory::{ProfileChanges, Role, Tenant, UserFilter};
 use crate::domain::{
     LoginName, NewUser, Permission, RoleName, SessionId, TenantId, User, UserCredentials, UserId,
+    Username,
 };
 use crate::keys::StoredKey;
 use crate::session::{RefreshRecord, RevokeReason, Session};
@@ -75,6 +76,52 @@ pub trait UserWrites: Transaction {
     fn insert_user(&mut self, user: NewUser) -> BoxFuture<'_, Result<User, StoreError>>;
 }
 
+/// Password writes, on a transaction.
+pub trait PasswordWrites: Transaction {
+    /// Replaces a user's password hash; with `expected`, only while the stored hash is still
+    /// that one (a password verified against it). Whether it did.
+    fn set_password_hash<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        hash: &'a str,
+        expected: Option<&'a str>,
+        at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Records a replaced hash in the user's password history, keeping the newest `keep`.
+    fn push_password_history<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        hash: &'a str,
+        at: i64,
+        keep: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// The writes of `users import`, on a transaction (users are created with
+/// [`UserWrites::insert_user`]).
+pub trait ImportWrites: Transaction {
+    /// Sets an existing user's username, password hash and disabled state (a user disabled
+    /// before keeps its time of disabling).
+    fn import_update_user<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        username: Option<&'a Username>,
+        hash: &'a str,
+        disabled: bool,
+        at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Replaces a user's roles (of its tenant) with `roles`.
+    fn import_replace_roles<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        tenant: &'a TenantId,
+        roles: &'a [RoleName],
+        at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
 /// Session writes, on a transaction.
 pub trait SessionWrites: Transaction {
     /// Creates a session with its first refresh token (by hash). Nothing is read back, so the
@@ -96,6 +143,15 @@ pub trait SessionWrites: Transaction {
     fn revoke_user_sessions<'a>(
         &'a mut self,
         user: &'a UserId,
+        reason: RevokeReason,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
+
+    /// Revokes every unrevoked session of a user but `keep`; their ids.
+    fn revoke_other_sessions<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        keep: &'a SessionId,
         reason: RevokeReason,
         at: i64,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
@@ -218,6 +274,31 @@ pub trait UserReads: Send + Sync {
 
     fn get_user(&self, id: UserId)
     -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+}
+
+/// Password reads.
+pub trait PasswordReads: Send + Sync {
+    /// A user with its password hash, by id.
+    fn credentials_by_id(
+        &self,
+        id: UserId,
+    ) -> impl Future<Output = Result<Option<UserCredentials>, StoreError>> + Send;
+
+    /// The user's newest `limit` earlier password hashes, newest first.
+    fn password_history(
+        &self,
+        id: UserId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// The reads of `users import`.
+pub trait ImportReads: Send + Sync {
+    /// The roles of a tenant, or `None` when there is no such tenant.
+    fn tenant_roles(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Option<Vec<RoleName>>, StoreError>> + Send;
 }
 
 /// Session reads.

@@ -78,6 +78,10 @@ pub enum RevokeReason {
     RevokedByAdmin,
     /// Its user was disabled.
     UserDisabled,
+    /// Its user changed their password (every session but the one that changed it).
+    PasswordChanged,
+    /// An administrator set the user's password.
+    PasswordSet,
 }
 
 impl RevokeReason {
@@ -89,6 +93,8 @@ impl RevokeReason {
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::RevokedByAdmin => "revoked_by_admin",
             Self::UserDisabled => "user_disabled",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordSet => "password_set",
         }
     }
 }

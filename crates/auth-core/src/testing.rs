@@ -11,12 +11,14 @@ use secrecy::SecretString;
 use crate::StoreError;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{
-    LoginName, NewUser, Permission, SessionId, TenantId, User, UserCredentials, UserId, order_roles,
+    LoginName, NewUser, Permission, RoleName, SessionId, TenantId, User, UserCredentials, UserId,
+    Username, order_roles,
 };
 use crate::password::{Argon2Settings, HashingLimits, PasswordHasher};
 use crate::repo::{
-    BoxFuture, HealthRepository, Record, Records, RefreshRotation, Rotation, RotationOutcome,
-    SessionReads, SessionWrites, Transaction, UnitOfWork, UserReads, UserWrites,
+    BoxFuture, HealthRepository, ImportReads, ImportWrites, PasswordReads, PasswordWrites, Record,
+    Records, RefreshRotation, Rotation, RotationOutcome, SessionReads, SessionWrites, Transaction,
+    UnitOfWork, UserReads, UserWrites,
 };
 use crate::session::{RefreshRecord, RevokeReason, Session};
 use crate::token::{TokenService, TokenSettings};
@@ -96,11 +98,17 @@ struct State {
     sessions: Vec<(Session, Option<RevokeReason>)>,
     tokens: Vec<StoredToken>,
     audit: Vec<AuditEvent>,
+    /// Password history: (user, hash, at), oldest first.
+    history: Vec<(UserId, String, i64)>,
 }
 
 impl State {
     fn user(&self, id: UserId) -> Option<&StoredUser> {
         self.users.iter().find(|u| u.user.id == id)
+    }
+
+    fn user_mut(&mut self, id: &UserId) -> Option<&mut StoredUser> {
+        self.users.iter_mut().find(|u| u.user.id == *id)
     }
 
     fn record(&self, token_hash: &str) -> Option<RefreshRecord> {
@@ -154,6 +162,32 @@ impl MemoryRepo {
 
     pub fn password_hash(&self, id: UserId) -> Option<String> {
         self.state().user(id).map(|u| u.password_hash.clone())
+    }
+
+    /// Replaces a user's stored hash directly, as an import of an older service's hash would.
+    pub fn put_password_hash(&self, id: UserId, hash: &str) {
+        if let Some(u) = self.state().user_mut(&id) {
+            u.password_hash = hash.to_owned();
+        }
+    }
+
+    /// How many password-history entries the user has.
+    pub fn history_len(&self, id: UserId) -> usize {
+        self.state()
+            .history
+            .iter()
+            .filter(|(u, _, _)| *u == id)
+            .count()
+    }
+
+    /// The ids of the user's revoked sessions.
+    pub fn revoked_sessions(&self, id: UserId) -> Vec<SessionId> {
+        self.state()
+            .sessions
+            .iter()
+            .filter(|(s, _)| s.user_id == id && s.revoked_at.is_some())
+            .map(|(s, _)| s.id)
+            .collect()
     }
 
     /// The next unit of work fails at its commit, as a database that went away would.
@@ -288,6 +322,101 @@ impl UserWrites for MemoryTx {
     }
 }
 
+impl PasswordWrites for MemoryTx {
+    fn set_password_hash<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        hash: &'a str,
+        expected: Option<&'a str>,
+        at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let Some(u) = self.staged.user_mut(user) else {
+                return Ok(false);
+            };
+            if expected.is_some_and(|e| e != u.password_hash) {
+                return Ok(false);
+            }
+            u.password_hash = hash.to_owned();
+            u.user.updated_at = at;
+            Ok(true)
+        })
+    }
+
+    fn push_password_history<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        hash: &'a str,
+        at: i64,
+        keep: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let history = &mut self.staged.history;
+            history.push((*user, hash.to_owned(), at));
+            let mine = history.iter().filter(|(u, _, _)| u == user).count();
+            let mut drop = mine.saturating_sub(keep);
+            history.retain(|(u, _, _)| {
+                let gone = u == user && drop > 0;
+                drop -= usize::from(gone);
+                !gone
+            });
+            Ok(())
+        })
+    }
+}
+
+impl ImportWrites for MemoryTx {
+    fn import_update_user<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        username: Option<&'a Username>,
+        hash: &'a str,
+        disabled: bool,
+        at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let u = self
+                .staged
+                .user_mut(user)
+                .ok_or_else(|| StoreError::MissingReference("user".into()))?;
+            u.username = username.map(|n| n.normalized().to_owned());
+            u.user.username = username.map(|n| n.as_str().to_owned());
+            u.password_hash = hash.to_owned();
+            u.user.disabled = disabled;
+            u.user.updated_at = at;
+            Ok(())
+        })
+    }
+
+    fn import_replace_roles<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        _tenant: &'a TenantId,
+        roles: &'a [RoleName],
+        _at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let u = self
+                .staged
+                .user_mut(user)
+                .ok_or_else(|| StoreError::MissingReference("user".into()))?;
+            let mut roles = roles.to_vec();
+            order_roles(&mut roles);
+            let mut permissions: Vec<Permission> = roles
+                .iter()
+                .filter_map(|r| permissions_of(r.as_str()))
+                .flatten()
+                .map(|p| Permission::trusted(*p))
+                .collect();
+            permissions.sort();
+            permissions.dedup();
+            u.user.roles = roles;
+            u.user.permissions = permissions;
+            Ok(())
+        })
+    }
+}
+
 impl SessionWrites for MemoryTx {
     fn create_session(&mut self, session: Session, token_hash: String) {
         self.staged.tokens.push(StoredToken {
@@ -338,6 +467,54 @@ impl SessionWrites for MemoryTx {
             }
             Ok(ids)
         })
+    }
+
+    fn revoke_other_sessions<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        keep: &'a SessionId,
+        reason: RevokeReason,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>> {
+        Box::pin(async move {
+            let mut ids = Vec::new();
+            for (session, why) in &mut self.staged.sessions {
+                if session.user_id == *user && session.id != *keep && session.revoked_at.is_none() {
+                    session.revoked_at = Some(at);
+                    *why = Some(reason);
+                    ids.push(session.id);
+                }
+            }
+            Ok(ids)
+        })
+    }
+}
+
+impl PasswordReads for MemoryRepo {
+    async fn credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, StoreError> {
+        Ok(self.state().user(id).map(|u| UserCredentials {
+            user: u.user.clone(),
+            password_hash: u.password_hash.clone(),
+        }))
+    }
+
+    async fn password_history(&self, id: UserId, limit: usize) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .state()
+            .history
+            .iter()
+            .rev()
+            .filter(|(u, _, _)| *u == id)
+            .take(limit)
+            .map(|(_, h, _)| h.clone())
+            .collect())
+    }
+}
+
+impl ImportReads for MemoryRepo {
+    async fn tenant_roles(&self, tenant: &TenantId) -> Result<Option<Vec<RoleName>>, StoreError> {
+        Ok((*tenant == TenantId::default_tenant())
+            .then(|| vec![RoleName::trusted("admin"), RoleName::user()]))
     }
 }
 

@@ -55,6 +55,20 @@ pub struct UpdateUserRequest {
     pub roles: Option<Vec<String>>,
 }
 
+/// `POST /auth/admin/users/{id}/password`: a new password set by an administrator.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordRequest {
+    /// Must meet the password policy (see `weak_password`).
+    pub password: String,
+}
+
+impl std::fmt::Debug for SetPasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetPasswordRequest { password: [redacted] }")
+    }
+}
+
 /// `PATCH /auth/me`: a user changes its own email and username, never its roles.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -16,7 +16,7 @@ pub use tokens::{
     X_AUTH_EMAIL, X_AUTH_PERMISSIONS, X_AUTH_ROLES, X_AUTH_SESSION_ID, X_AUTH_TENANT,
     X_AUTH_USER_ID, introspection_answer,
 };
-pub use users::{SignupRequest, User};
+pub use users::{ChangePasswordRequest, SignupRequest, User};
 
 /// Liveness answer of `GET /health`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

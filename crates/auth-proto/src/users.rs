@@ -15,6 +15,14 @@ pub struct SignupRequest {
     pub tenant: Option<String>,
 }
 
+/// `POST /auth/password/change`: the caller's current password and the new one.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// Must meet the password policy (see `weak_password`).
+    pub new_password: String,
+}
+
 /// A user as the API shows it. Never carries a password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {

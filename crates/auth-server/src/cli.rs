@@ -24,8 +24,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Manage users.
-    #[command(subcommand)]
+    /// Manage users (also `users`).
+    #[command(subcommand, visible_alias = "users")]
     User(UserCommand),
     /// Manage tenants.
     #[command(subcommand)]
@@ -57,6 +57,24 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input (required).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Import users exported from another service, all in one transaction or none.
+    /// Exit code: 0 imported, 2 invalid input (nothing written), 1 other failure.
+    Import {
+        /// `django` (a dumpdata of the user model), `csv` or `json` (docs/MIGRATION.md).
+        #[arg(long, value_enum)]
+        format: crate::import::ImportFormat,
+        /// The file to import.
+        file: PathBuf,
+        /// The tenant to import into.
+        #[arg(long, default_value = auth_core::domain::DEFAULT_TENANT)]
+        tenant: String,
+        /// Validate and report what would change, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// What to do with a user whose email exists in the tenant already.
+        #[arg(long, value_enum, default_value = "skip")]
+        on_conflict: crate::import::ConflictChoice,
     },
 }
 

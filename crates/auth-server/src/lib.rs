@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod format;
 pub mod http;
+pub mod import;
 pub mod startup;
 pub mod state;
 pub mod tasks;

@@ -44,6 +44,13 @@ async fn main() -> ExitCode {
             commands::create_tenant(&config, &slug, name.as_deref()).await
         }
         Command::Tenant(TenantCommand::List) => commands::list_tenants(&config).await,
+        Command::User(UserCommand::Import {
+            format,
+            file,
+            tenant,
+            dry_run,
+            on_conflict,
+        }) => auth_server::import::run(&config, format, &file, &tenant, dry_run, on_conflict).await,
         Command::Keys(KeysCommand::List) => commands::keys(&config, false).await,
         Command::Keys(KeysCommand::Rotate) => commands::keys(&config, true).await,
         Command::Serve | Command::Config(_) | Command::Openapi => serve(config).await,

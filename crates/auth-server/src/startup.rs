@@ -87,8 +87,13 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     let revocations = Arc::new(RevocationList::starting_at(horizon));
     let tokens = Arc::new(tokens);
     let state = AppState::new(Shared {
-        accounts: AccountService::new(store.clone(), hasher.clone(), config.passwords.policy),
         directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone()),
+        accounts: AccountService::new(
+            store.clone(),
+            hasher.clone(),
+            config.passwords.policy,
+            revocations.clone(),
+        ),
         sessions: SessionService::new(
             store.clone(),
             hasher,

@@ -6,7 +6,7 @@
 //! - [`unit`]: the unit of work every write runs in;
 //! - [`dialect`]: portable statements and the backends' differences;
 //! - [`migrate`]: the migrations of each backend;
-//! - one module per table area: [`users`], [`sessions`], [`keys`], [`audit`].
+//! - one module per table area: [`users`], [`passwords`], [`sessions`], [`keys`], [`audit`].
 #![forbid(unsafe_code)]
 
 mod audit;
@@ -17,6 +17,7 @@ mod error;
 mod keys;
 mod lane;
 mod migrate;
+mod passwords;
 mod sessions;
 mod unit;
 mod users;

@@ -333,6 +333,37 @@ impl SessionWrites for StoreTx {
                 .collect()
         })
     }
+
+    fn revoke_other_sessions<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        keep: &'a SessionId,
+        reason: RevokeReason,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>> {
+        Box::pin(async move {
+            let update = portable!(
+                self.backend(),
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = ? \
+                 WHERE user_id = ? AND id <> ? AND revoked_at IS NULL RETURNING id"
+            );
+            let rows = self
+                .fetch_all(
+                    Stmt::new(update)
+                        .bind(at)
+                        .bind(reason.as_str())
+                        .bind(user.to_string())
+                        .bind(keep.to_string()),
+                )
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    let id: String = row.try_get(0).map_err(map_err)?;
+                    stored_id(&id, SessionId::parse)
+                })
+                .collect()
+        })
+    }
 }
 
 impl SessionReads for Store {

@@ -1,5 +1,7 @@
 //! Accounts: sign-up and the caller's own account.
 
+use std::sync::Arc;
+
 use tracing::instrument;
 
 use super::Registration;
@@ -7,14 +9,33 @@ use crate::domain::{NewUser, User, UserId};
 use crate::error::TokenRejection;
 use crate::password::{PasswordHasher, PasswordPolicy};
 use crate::repo::{UnitOfWork, UserReads, UserWrites};
+use crate::revocation::RevocationList;
 use crate::token::Identity;
 use crate::{CoreError, StoreError, now_unix};
 
 /// Sign-up and the caller's account.
 pub struct AccountService<R> {
-    repo: R,
-    hasher: PasswordHasher,
-    policy: PasswordPolicy,
+    pub(super) repo: R,
+    pub(super) hasher: PasswordHasher,
+    pub(super) policy: PasswordPolicy,
+    /// Where revocations made here (a password change) reach the token checks at once.
+    pub(super) revocations: Arc<RevocationList>,
+}
+
+impl<R> AccountService<R> {
+    pub fn new(
+        repo: R,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+        revocations: Arc<RevocationList>,
+    ) -> Self {
+        Self {
+            repo,
+            hasher,
+            policy,
+            revocations,
+        }
+    }
 }
 
 impl<R> AccountService<R>
@@ -22,14 +43,6 @@ where
     R: UnitOfWork + UserReads,
     R::Tx: UserWrites,
 {
-    pub fn new(repo: R, hasher: PasswordHasher, policy: PasswordPolicy) -> Self {
-        Self {
-            repo,
-            hasher,
-            policy,
-        }
-    }
-
     /// Creates an account after checking the password policy.
     #[instrument(skip_all, err(level = "info"), fields(tenant = %reg.tenant))]
     pub async fn register(&self, reg: Registration) -> Result<User, CoreError> {
@@ -87,7 +100,12 @@ mod tests {
     use crate::testing::{MemoryRepo, cheap_hasher};
 
     fn service(repo: &MemoryRepo) -> AccountService<MemoryRepo> {
-        AccountService::new(repo.clone(), cheap_hasher(1), PasswordPolicy::default())
+        AccountService::new(
+            repo.clone(),
+            cheap_hasher(1),
+            PasswordPolicy::default(),
+            Arc::new(RevocationList::starting_at(0)),
+        )
     }
 
     fn registration(email: &str, password: &str) -> Registration {

@@ -8,6 +8,8 @@
 mod accounts;
 mod checks;
 mod directory;
+mod import;
+mod passwords;
 mod sessions;
 
 use crate::CoreError;
@@ -18,6 +20,7 @@ use crate::token::AccessToken;
 pub use accounts::AccountService;
 pub use checks::TokenChecks;
 pub use directory::{DirectoryService, UserChanges, UserExport};
+pub use import::{ImportRecord, ImportReport, OnConflict};
 pub use sessions::{SessionService, SessionView};
 
 /// A validated request to create an account.

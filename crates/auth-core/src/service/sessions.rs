@@ -12,8 +12,8 @@ use crate::domain::{SessionId, User, UserId};
 use crate::error::{InternalError, TokenRejection};
 use crate::password::PasswordHasher;
 use crate::repo::{
-    Record, RefreshRotation, Rotation, RotationOutcome, SessionReads, SessionWrites, UnitOfWork,
-    UserReads,
+    PasswordWrites, Record, RefreshRotation, Rotation, RotationOutcome, SessionReads,
+    SessionWrites, UnitOfWork, UserReads,
 };
 use crate::revocation::RevocationList;
 use crate::session::{
@@ -41,7 +41,7 @@ pub struct SessionService<R> {
 impl<R> SessionService<R>
 where
     R: UnitOfWork + UserReads + SessionReads + RefreshRotation,
-    R::Tx: SessionWrites,
+    R::Tx: SessionWrites + PasswordWrites,
 {
     pub fn new(
         repo: R,
@@ -65,7 +65,9 @@ where
 
     /// Checks credentials, opens a session and issues its first token pair. Unknown users cost
     /// one hash verification like known ones and get the same answer as a wrong password; a
-    /// disabled account is reported only once its password checked out.
+    /// disabled account is reported only once its password checked out. An outdated hash (a
+    /// legacy format, other Argon2 parameters) that matched is replaced by a current one in
+    /// the same transaction as the session.
     #[instrument(skip_all, err(level = "info"), fields(tenant = %creds.tenant, user_id))]
     pub async fn login(&self, creds: Credentials) -> Result<IssuedTokens, CoreError> {
         // A place among the hashes first: under a login flood most logins wait for one and
@@ -79,10 +81,12 @@ where
             Some(c) => (Some(c.user), Some(c.password_hash)),
             None => (None, None),
         };
-        let verified = ticket.verify(hash, &creds.password).await?;
+        let verified = ticket
+            .verify_and_upgrade(hash.clone(), &creds.password)
+            .await?;
         let now = now_unix();
         let user = match user {
-            Some(user) if verified => user,
+            Some(user) if verified.matched => user,
             user => {
                 let mut event = AuditEvent::new(AuditKind::LoginFailed, &creds.tenant, now)
                     .client(&creds.client);
@@ -103,7 +107,11 @@ where
         if user.disabled {
             return Err(CoreError::AccountDisabled);
         }
-        let issued = Box::pin(self.open_session(&user, &creds.client, now)).await?;
+        let upgrade = verified
+            .upgrade
+            .zip(hash)
+            .map(|((new, kind), old)| Upgrade { new, old, kind });
+        let issued = Box::pin(self.open_session(&user, &creds.client, now, upgrade)).await?;
         tracing::info!(session_id = %issued.session_id, "login succeeded");
         Ok(issued)
     }
@@ -113,6 +121,7 @@ where
         user: &User,
         client: &ClientInfo,
         now: i64,
+        upgrade: Option<Upgrade>,
     ) -> Result<IssuedTokens, CoreError> {
         let absolute = now + self.settings.absolute.as_secs() as i64;
         let session = Session {
@@ -139,9 +148,26 @@ where
             refresh: refresh.clone(),
         };
         let token_hash = refresh.hash();
+        let user_id = user.id;
+        let rehashed = upgrade.as_ref().map(|u| {
+            AuditEvent::new(AuditKind::PasswordRehashed, &user.tenant, now)
+                .user(user.id)
+                .client(client)
+                .detail(json!({ "from": u.kind.as_str() }))
+        });
         self.repo
             .write(move |tx| {
                 Box::pin(async move {
+                    if let (Some(u), Some(event)) = (upgrade, rehashed) {
+                        // Only over the hash that was verified: a password changed meanwhile
+                        // stays changed.
+                        if tx
+                            .set_password_hash(&user_id, &u.new, Some(&u.old), now)
+                            .await?
+                        {
+                            tx.audit(event);
+                        }
+                    }
                     tx.create_session(session, token_hash);
                     tx.audit(audit);
                     Ok(())
@@ -448,6 +474,13 @@ where
     }
 }
 
+/// An outdated stored hash to replace at login: the new hash, the one it replaces.
+struct Upgrade {
+    new: String,
+    old: String,
+    kind: crate::password::HashKind,
+}
+
 /// Refuses revoked and expired sessions.
 fn check_session(session: &Session, now: i64) -> Result<(), CoreError> {
     if session.revoked_at.is_some() {
@@ -509,6 +542,7 @@ mod tests {
             repo.clone(),
             cheap_hasher(1),
             crate::password::PasswordPolicy::default(),
+            Arc::new(RevocationList::starting_at(0)),
         );
         accounts
             .register(
@@ -611,5 +645,37 @@ mod tests {
                 AuditKind::RefreshTokenReused
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_login_replaces_a_legacy_hash_with_its_session_or_not_at_all() {
+        // passlib's bcrypt of "correct horse battery" (cost 4).
+        const BCRYPT: &str = "$2b$04$VcQmkAHhCR0TZ9Idxm5l2e0dP3PnB8k/wsGPBcKEXP1.p30WOoG7C";
+        let repo = MemoryRepo::default();
+        let user = signed_up(&repo, "ann@example.com").await;
+        repo.put_password_hash(user.id, BCRYPT);
+        let svc = service(&repo, 1, Duration::from_secs(5));
+        repo.fail_next_write();
+        let err = svc.login(credentials("ann@example.com")).await.unwrap_err();
+        assert!(matches!(err, CoreError::Store(_)), "{err:?}");
+        assert_eq!(
+            repo.password_hash(user.id).unwrap(),
+            BCRYPT,
+            "rolled back with the session"
+        );
+        assert_eq!(repo.session_count(), 0);
+
+        svc.login(credentials("ann@example.com")).await.unwrap();
+        let upgraded = repo.password_hash(user.id).unwrap();
+        assert!(
+            upgraded.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{upgraded}"
+        );
+        assert_eq!(
+            repo.audit_kinds(),
+            [AuditKind::PasswordRehashed, AuditKind::LoginSucceeded]
+        );
+        svc.login(credentials("ann@example.com")).await.unwrap();
+        assert_eq!(repo.password_hash(user.id).unwrap(), upgraded, "once");
     }
 }

@@ -1,4 +1,4 @@
-//! Passwords: Argon2id's cost, how much hashing runs at once, and the length policy.
+//! Passwords: Argon2id's cost, how much hashing runs at once, and the policy (length, history).
 
 use std::time::Duration;
 
@@ -58,7 +58,16 @@ static MIN_LENGTH: Setting<usize> = Setting {
     default: DefaultTo::Value(|| PasswordPolicy::default().min_chars),
     range: Some(1..=1024),
     secrecy: Secrecy::Public,
-    help: "minimum password length in characters",
+    help: "minimum length of a new password in characters (NFKC); SP 800-63B-4 asks 15 of a password that is the only factor",
+};
+
+static HISTORY: Setting<usize> = Setting {
+    key: "password_history",
+    env: &["AUTH_PASSWORD_HISTORY"],
+    default: DefaultTo::Value(|| PasswordPolicy::default().history),
+    range: Some(0..=PasswordPolicy::MAX_HISTORY),
+    secrecy: Secrecy::Public,
+    help: "a new password may not be any of the account's last N (the current one included); each costs one hash verification per change",
 };
 
 pub(super) static SETTINGS: &[&dyn Definition] = &[
@@ -68,6 +77,7 @@ pub(super) static SETTINGS: &[&dyn Definition] = &[
     &MAX_IN_FLIGHT,
     &QUEUE_TIMEOUT_MS,
     &MIN_LENGTH,
+    &HISTORY,
 ];
 
 #[derive(Debug, Clone)]
@@ -101,6 +111,7 @@ pub(super) fn load(raw: &RawConfig, p: &mut Problems) -> Option<Passwords> {
     let max_in_flight = MAX_IN_FLIGHT.optional(raw, p);
     let queue_ms = QUEUE_TIMEOUT_MS.value(raw, p);
     let min_chars = MIN_LENGTH.value(raw, p);
+    let history = HISTORY.value(raw, p);
     Some(Passwords {
         argon2: argon2?,
         hashing: HashingLimits {
@@ -109,6 +120,7 @@ pub(super) fn load(raw: &RawConfig, p: &mut Problems) -> Option<Passwords> {
         },
         policy: PasswordPolicy {
             min_chars: min_chars?,
+            history: history?,
         },
     })
 }

@@ -42,6 +42,17 @@ impl ApiError {
         self
     }
 
+    /// The same error with its field errors on `field` said to be on `to` (a body whose
+    /// password field has another name).
+    pub fn rename_field(mut self, field: &str, to: &str) -> Self {
+        for e in &mut self.problem.errors {
+            if e.field == field {
+                e.field = to.to_owned();
+            }
+        }
+        self
+    }
+
     fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
@@ -150,6 +161,7 @@ impl From<CoreError> for ApiError {
                 ErrorCode::WeakPassword,
                 "Password too weak",
             )
+            .detail(format!("the password {message}"))
             .fields(vec![FieldError {
                 field: "password".into(),
                 message,

@@ -164,6 +164,14 @@ async fn every_admin_operation_answers_each_kind_of_caller_as_the_table_says() {
             false,
         ),
         (
+            Method::POST,
+            "/auth/admin/users/{user}/password",
+            Some(json!({"password": "another long passphrase {n}"})),
+            404,
+            204,
+            false,
+        ),
+        (
             Method::GET,
             "/auth/admin/users/{user}/sessions",
             None,
@@ -1040,4 +1048,87 @@ async fn concurrent_changes_to_one_user_or_role_name_never_fail_the_server() {
         .collect();
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409]);
+}
+
+#[tokio::test]
+async fn an_admin_sets_a_password_under_the_policy_and_every_session_ends() {
+    let app = spawn_app().await;
+    let c = callers(&app).await;
+    let id = user_in(&app, "default", "reset@example.com", &[]).await;
+    let pair = login_in(&app, "default", "reset@example.com").await;
+    let path = format!("/auth/admin/users/{id}/password");
+    let r = call(
+        &app,
+        Method::POST,
+        &path,
+        Some(&c.admin),
+        Some(&json!({"password": "short"})),
+    )
+    .await;
+    assert_problem(r, 422, "weak_password").await;
+    assert_eq!(
+        app.get_with_token("/auth/me", &pair.access).await.status(),
+        200
+    );
+    let r = call(
+        &app,
+        Method::POST,
+        &path,
+        Some(&c.admin),
+        Some(&json!({"password": "a fresh admin-chosen passphrase", "roles": ["admin"]})),
+    )
+    .await;
+    assert_problem(r, 422, "validation_failed").await;
+    let r = call(
+        &app,
+        Method::POST,
+        &path,
+        Some(&c.admin),
+        Some(&json!({"password": "a fresh admin-chosen passphrase"})),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        app.get_with_token("/auth/me", &pair.access).await.status(),
+        401
+    );
+    assert_eq!(app.refresh(&pair.refresh).await.status(), 401);
+    assert_eq!(app.login("reset@example.com", PASSWORD).await.status(), 401);
+    assert_eq!(
+        app.login("reset@example.com", "a fresh admin-chosen passphrase")
+            .await
+            .status(),
+        200
+    );
+    let set = app
+        .count(&format!(
+            "SELECT count(*) FROM audit_events WHERE user_id = '{id}' AND kind = 'password.set'"
+        ))
+        .await;
+    assert_eq!(set, 1);
+    // Another tenant's admin reaches nothing; nobody sets a superadmin's password but its peers.
+    let r = call(
+        &app,
+        Method::POST,
+        &path,
+        Some(&c.other),
+        Some(&json!({"password": "a third long passphrase"})),
+    )
+    .await;
+    assert_problem(r, 404, "not_found").await;
+    let root: String = sqlx::query_scalar::<sqlx::Any, String>(
+        "SELECT id FROM users WHERE email = 'root@example.com'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/auth/admin/users/{root}/password"),
+        Some(&c.admin),
+        Some(&json!({"password": "a takeover passphrase"})),
+    )
+    .await;
+    assert_problem(r, 403, "forbidden").await;
 }

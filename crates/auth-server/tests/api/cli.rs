@@ -9,7 +9,7 @@ use crate::helpers::{TestDb, base_env};
 const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
 
 /// The binary with the test settings and a fresh database; no inherited AUTH_* variables.
-fn command(db_url: &str) -> Command {
+pub fn command(db_url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     for (k, _) in std::env::vars() {
         if k.starts_with("AUTH_")
@@ -104,7 +104,7 @@ async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"root password 1\n")
+        .write_all(b"a first administrator password\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -135,7 +135,7 @@ async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
     let client = reqwest::Client::new();
     let r = client
         .post(format!("{addr}/auth/login"))
-        .json(&json!({"email": "root@example.com", "password": "root password 1"}))
+        .json(&json!({"email": "root@example.com", "password": "a first administrator password"}))
         .send()
         .await
         .unwrap();
@@ -445,7 +445,7 @@ async fn tenants_are_created_and_listed_and_users_created_in_them() {
         "admin",
         "--password-stdin",
     ];
-    let out = run_with_password(&url, &args, "a password of the boss");
+    let out = run_with_password(&url, &args, "a passphrase for the chief");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -461,7 +461,7 @@ async fn tenants_are_created_and_listed_and_users_created_in_them() {
         "x@example.com",
         "--password-stdin",
     ];
-    let out = run_with_password(&url, &args, "a password of nobody");
+    let out = run_with_password(&url, &args, "a passphrase for nobody");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no tenant nowhere"));
 
@@ -470,7 +470,7 @@ async fn tenants_are_created_and_listed_and_users_created_in_them() {
     let r = app
         .post_json(
             "/auth/login",
-            &json!({"email": "boss@acme.example", "password": "a password of the boss", "tenant": "acme"}),
+            &json!({"email": "boss@acme.example", "password": "a passphrase for the chief", "tenant": "acme"}),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -488,7 +488,7 @@ async fn tenants_are_created_and_listed_and_users_created_in_them() {
     let r = app
         .post_json(
             "/auth/login",
-            &json!({"email": "boss@acme.example", "password": "a password of the boss"}),
+            &json!({"email": "boss@acme.example", "password": "a passphrase for the chief"}),
         )
         .await;
     assert_eq!(r.status(), 401);

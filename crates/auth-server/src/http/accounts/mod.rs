@@ -1,10 +1,13 @@
-//! Account routes: sign-up, login (JSON or OAuth2 password form) and the caller's own account.
+//! Account routes: sign-up, login (JSON or OAuth2 password form), the caller's own account and
+//! password change.
 
 use auth_core::CoreError;
 use auth_core::domain::{Password, TenantId};
 use auth_core::service::{Credentials, Registration};
 use auth_proto::admin::{AuditEntry, DeleteMeRequest, UpdateMeRequest, UserExportBody};
-use auth_proto::{LoginRequest, Problem, SignupRequest, TokenResponse, User};
+use auth_proto::{
+    ChangePasswordRequest, LoginRequest, Problem, SignupRequest, TokenResponse, User,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,7 +26,8 @@ pub fn groups() -> Vec<Group> {
     vec![
         Group::new(Needs::WRITES)
             .routes(routes!(signup))
-            .routes(routes!(login)),
+            .routes(routes!(login))
+            .routes(routes!(change_password)),
         Group::new(Needs::READS)
             .routes(routes!(me))
             .routes(routes!(export_me)),
@@ -201,4 +205,38 @@ pub async fn export_me(
         exported_at: rfc3339(auth_core::now_unix()),
     };
     Ok(no_store(Json(body).into_response()))
+}
+/// Change the caller's password. The current password is required; the new one must meet the
+/// password policy. Every other session of the account is revoked (their access tokens are
+/// refused from now on); the session of this token is kept.
+#[utoipa::path(post, path = "/auth/password/change", tag = "auth",
+    request_body = ChangePasswordRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Password changed; other sessions revoked"),
+        (status = 401, description = "`invalid_credentials` (wrong current password), `token_invalid`, `token_expired` or `token_revoked`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, or `weak_password` (too short, over 1024 bytes, common, containing the email's name or the username, or one of the last `AUTH_PASSWORD_HISTORY` passwords)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    caller: Caller,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    if body.current_password.len() > Password::MAX_BYTES {
+        // Never accepted as a password; refused before spending a hash on it.
+        return Err(auth_core::CoreError::InvalidCredentials.into());
+    }
+    let (current, new) = (
+        Password::new(body.current_password),
+        Password::new(body.new_password),
+    );
+    state
+        .accounts
+        .change_password(caller.identity(), current, new, &client)
+        .await
+        .map_err(|e| ApiError::from(e).rename_field("password", "new_password"))?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,13 +4,13 @@
 //! tenants and may name one with `?tenant=`).
 
 use auth_core::directory::{ProfileChanges, UserFilter, permissions as p};
-use auth_core::domain::{Email, Permission, RoleName, TenantId, UserId, Username};
+use auth_core::domain::{Email, Password, Permission, RoleName, TenantId, UserId, Username};
 use auth_core::service::{Registration, UserChanges};
 use auth_core::signing::Rotated;
 use auth_core::{CoreError, now_unix};
 use auth_proto::admin::{
     CreateRoleRequest, CreateTenantRequest, CreateUserRequest, KeyBody, KeyRotation, RoleBody,
-    SessionRecord, TenantBody, UpdateRoleRequest, UpdateUserRequest, UserPage,
+    SessionRecord, SetPasswordRequest, TenantBody, UpdateRoleRequest, UpdateUserRequest, UserPage,
 };
 use auth_proto::{Problem, User};
 use axum::Json;
@@ -41,7 +41,8 @@ pub fn groups() -> Vec<Group> {
             .routes(routes!(delete_user))
             .routes(routes!(disable_user))
             .routes(routes!(enable_user))
-            .routes(routes!(unlock_user)),
+            .routes(routes!(unlock_user))
+            .routes(routes!(set_password)),
         Group::new(Needs::WRITES.permission(p::SESSIONS_REVOKE)).routes(routes!(logout_user)),
         Group::new(Needs::READS.permission(p::ROLES_READ)).routes(routes!(list_roles)),
         Group::new(Needs::WRITES.permission(p::ROLES_WRITE))
@@ -414,6 +415,39 @@ pub async fn unlock_user(
     state
         .directory
         .unlock(&caller.actor(), user_id(&id)?, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set a user's password: the policy (and history) apply; every session is revoked.
+#[utoipa::path(post, path = "/auth/admin/users/{id}/password", tag = "admin",
+    params(("id" = String, Path, description = "User id")),
+    request_body = SetPasswordRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Set; every session of the user revoked"),
+        (status = 403, description = "`forbidden`: the user holds more than the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user in the caller's reach", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`weak_password` or `validation_failed`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let actor = caller.actor();
+    let user = state.directory.changeable(&actor, user_id(&id)?).await?;
+    state
+        .accounts
+        .set_password(
+            user.id,
+            Some(&user.tenant),
+            Password::new(body.password),
+            Some(actor.user_id),
+            &client,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -332,7 +332,7 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// Checks length (in characters, at most [`Password::MAX_BYTES`] bytes) and that the
+    /// Checks length (in characters, at most [`Password::MAX_CHARS`]) and that the
     /// password is not the account's own email or username.
     pub fn check(
         &self,
@@ -341,16 +341,17 @@ impl PasswordPolicy {
         username: Option<&Username>,
     ) -> Result<(), CoreError> {
         let text = password.expose();
-        if text.chars().count() < self.min_chars {
+        let chars = text.chars().count();
+        if chars < self.min_chars {
             return Err(CoreError::WeakPassword(format!(
                 "must be at least {} characters",
                 self.min_chars
             )));
         }
-        if text.len() > Password::MAX_BYTES {
+        if chars > Password::MAX_CHARS {
             return Err(CoreError::WeakPassword(format!(
-                "must be at most {} bytes",
-                Password::MAX_BYTES
+                "must be at most {} characters",
+                Password::MAX_CHARS
             )));
         }
         let lowered = text.to_lowercase();
@@ -494,7 +495,14 @@ mod tests {
         let r = policy.check(&Password::new("x".repeat(1025)), &email, None);
         assert!(
             matches!(r, Err(CoreError::WeakPassword(_))),
-            "over 1024 bytes"
+            "over 1024 characters"
+        );
+        // Counted in characters, as the document's `maxLength` counts them: 1024 of them
+        // pass whatever their size in bytes.
+        assert!(
+            policy
+                .check(&Password::new("é".repeat(1024)), &email, None)
+                .is_ok()
         );
         // Eight multi-byte characters are eight characters.
         assert!(

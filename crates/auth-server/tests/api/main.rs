@@ -14,5 +14,6 @@ mod me;
 mod ops;
 mod outage;
 mod platform;
+mod schema;
 mod sessions;
 mod signup;

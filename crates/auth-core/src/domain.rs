@@ -20,36 +20,65 @@ pub struct Email {
     normalized: String,
 }
 
+/// The characters of an email's local part besides `.` (RFC 5322 `atext`).
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c)
+}
+
+/// A domain label: 1 to 63 ASCII letters, digits and `-`, neither first nor last, and not
+/// both third and fourth (`ab--c`: the form reserved for IDNA's `xn--` labels).
+fn is_domain_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+        && !(bytes.len() >= 4 && bytes[2] == b'-' && bytes[3] == b'-')
+}
+
 impl Email {
-    /// Accepts `local@domain` with a dotted domain, at most 254 bytes, no spaces or control
-    /// characters. Surrounding whitespace is trimmed.
+    /// The rule for an address being set (sign-up), exactly what the OpenAPI document's
+    /// `SignupRequest.email` says (`pattern`, `format: email`, `maxLength`): at most 254
+    /// characters, `local@domain` with an ASCII dot-atom local part of at most 64 characters
+    /// and a domain of at least two labels. Nothing is trimmed.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let email = input.trim();
-        if email.is_empty() {
+        if input.is_empty() {
             return Err("must not be empty".into());
         }
-        if email.len() > 254 {
-            return Err("must be at most 254 bytes".into());
+        if input.chars().count() > 254 {
+            return Err("must be at most 254 characters".into());
         }
-        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("must not contain spaces or control characters".into());
-        }
-        let Some((local, domain)) = email.rsplit_once('@') else {
+        let Some((local, domain)) = input.rsplit_once('@') else {
             return Err("must contain @".into());
         };
-        if local.is_empty() || local.len() > 64 || local.contains('@') {
-            return Err("has an invalid local part".into());
+        let local_ok = (1..=64).contains(&local.len())
+            && local
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.chars().all(is_atext));
+        if !local_ok {
+            return Err(
+                "has an invalid local part (1 to 64 of A-Z, a-z, 0-9 and !#$%&'*+/=?^_`{|}~-, \
+                 dots only between them)"
+                    .into(),
+            );
         }
-        let labels_ok = domain.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-        if !domain.contains('.') || !labels_ok {
-            return Err("has an invalid domain".into());
+        if !domain.contains('.') || !domain.split('.').all(is_domain_label) {
+            return Err("has an invalid domain (labels of A-Z, a-z, 0-9 and -)".into());
         }
         Ok(Self {
+            original: input.to_owned(),
+            normalized: input.to_lowercase(),
+        })
+    }
+
+    /// An address as a login names it, to be looked up: trimmed, and only `None` when nothing
+    /// is left. It need not be valid by [`Email::parse`]: accounts made under older rules
+    /// keep logging in, and one that matches no account is an unknown user.
+    pub fn for_lookup(input: &str) -> Option<Self> {
+        let email = input.trim();
+        (!email.is_empty()).then(|| Self {
             original: email.to_owned(),
             normalized: email.to_lowercase(),
         })
@@ -64,8 +93,8 @@ impl Email {
     }
 }
 
-/// An optional login name: 3 to 64 characters of letters, digits, `.`, `_` and `-`, starting
-/// with a letter or digit. Compared without regard to case.
+/// An optional login name: 3 to 64 ASCII letters, digits, `.`, `_` and `-`, starting with a
+/// letter or digit. Compared without regard to case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username {
     original: String,
@@ -73,22 +102,32 @@ pub struct Username {
 }
 
 impl Username {
+    /// The rule for a name being set, exactly the OpenAPI document's `pattern`
+    /// (`^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$`). Nothing is trimmed.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let name = input.trim();
-        let len = name.chars().count();
-        if !(3..=64).contains(&len) {
+        if !(3..=64).contains(&input.chars().count()) {
             return Err("must be 3 to 64 characters".into());
         }
-        if !name.chars().next().is_some_and(char::is_alphanumeric) {
-            return Err("must start with a letter or digit".into());
+        if !input.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err("must start with a letter or digit (A-Z, a-z, 0-9)".into());
         }
-        if !name
+        if !input
             .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
-            return Err("may contain only letters, digits, '.', '_' and '-'".into());
+            return Err("may contain only A-Z, a-z, 0-9, '.', '_' and '-'".into());
         }
         Ok(Self {
+            original: input.to_owned(),
+            normalized: input.to_lowercase(),
+        })
+    }
+
+    /// A name as a login gives it, to be looked up: trimmed, and only `None` when nothing is
+    /// left (see [`Email::for_lookup`]).
+    pub fn for_lookup(input: &str) -> Option<Self> {
+        let name = input.trim();
+        (!name.is_empty()).then(|| Self {
             original: name.to_owned(),
             normalized: name.to_lowercase(),
         })
@@ -109,8 +148,9 @@ impl Username {
 pub struct Password(SecretString);
 
 impl Password {
-    /// Maximum accepted length in bytes (bounds hashing cost).
-    pub const MAX_BYTES: usize = 1024;
+    /// Maximum accepted length in characters (bounds hashing cost: at most 4 KiB), counted
+    /// as the OpenAPI document's `maxLength` counts them.
+    pub const MAX_CHARS: usize = 1024;
 
     pub fn new(input: String) -> Self {
         Self(SecretString::from(input))
@@ -368,31 +408,90 @@ mod tests {
             ("a@", "empty domain"),
             ("a@localhost", "undotted domain"),
             ("a b@example.com", "space"),
+            (" a@example.com", "surrounding space: nothing is trimmed"),
             ("a@exa mple.com", "space in domain"),
             ("a@-example.com", "label starting with -"),
+            ("a@example-.com", "label ending with -"),
+            ("a@ab--c.com", "-- third and fourth: IDNA's reserved form"),
             ("a@example..com", "empty label"),
+            ("a@example.com.", "trailing dot"),
             ("a@@example.com", "double @"),
+            ("a..b@example.com", "empty atom"),
+            (".a@example.com", "leading dot"),
+            ("a(b)@example.com", "not atext"),
+            ("zoë@example.com", "not ASCII"),
+            ("a@exämple.com", "not ASCII"),
+            ("a@exa_mple.com", "underscore in domain"),
         ];
         for (input, why) in cases {
             assert!(Email::parse(input).is_err(), "{input:?} should fail: {why}");
         }
-        let long = format!("{}@example.com", "a".repeat(250));
-        assert!(Email::parse(&long).is_err(), "over 254 bytes");
+        for fine in [
+            "a@b.co",
+            "a.b+c!#$%&'*/=?^_`{|}~-@b-c.d1",
+            "a@a--b.com",
+            "a@abc--d.com",
+            "a@1.2",
+        ] {
+            assert!(Email::parse(fine).is_ok(), "{fine:?} should pass");
+        }
+        let local = format!("{}@example.com", "a".repeat(65));
+        assert!(Email::parse(&local).is_err(), "local part over 64");
+        let label = format!("a@{}.com", "b".repeat(64));
+        assert!(Email::parse(&label).is_err(), "label over 63");
+        let longest = format!(
+            "{}@{}.{}.{}.com",
+            "a".repeat(64),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(57)
+        );
+        assert_eq!(longest.len(), 254);
+        assert!(Email::parse(&longest).is_ok(), "254 characters");
+        let long = format!(
+            "{}@{}.{}.{}.com",
+            "a".repeat(64),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(58)
+        );
+        assert!(Email::parse(&long).is_err(), "over 254 characters");
     }
 
     #[test]
     fn emails_keep_their_case_and_compare_lowercased() {
-        let e = Email::parse("  Alice@Example.COM ").unwrap();
+        let e = Email::parse("Alice@Example.COM").unwrap();
         assert_eq!(e.as_str(), "Alice@Example.COM");
         assert_eq!(e.normalized(), "alice@example.com");
     }
 
     #[test]
+    fn login_names_are_trimmed_lowercased_and_only_refused_when_empty() {
+        let e = Email::for_lookup("  Zoë@Example.COM ").unwrap();
+        assert_eq!(e.normalized(), "zoë@example.com");
+        let u = Username::for_lookup(" Bjørn ").unwrap();
+        assert_eq!(u.normalized(), "bjørn");
+        for empty in ["", "  \t"] {
+            assert!(Email::for_lookup(empty).is_none(), "{empty:?}");
+            assert!(Username::for_lookup(empty).is_none(), "{empty:?}");
+        }
+    }
+
+    #[test]
     fn usernames_are_validated() {
-        for bad in ["ab", "-abc", "a b c", "abc!", &"x".repeat(65)] {
+        for bad in [
+            "ab",
+            "-abc",
+            "a b c",
+            "abc!",
+            " abc",
+            "bjørn",
+            &"x".repeat(65),
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should fail");
         }
         assert_eq!(Username::parse("Bob_1.x").unwrap().normalized(), "bob_1.x");
+        assert!(Username::parse(&"x".repeat(64)).is_ok());
     }
 
     #[test]

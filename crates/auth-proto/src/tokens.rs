@@ -5,10 +5,16 @@ use std::borrow::Cow;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 
 /// `POST /auth/login`: identify by `email` or `username` (a `username` containing `@` is taken
-/// as an email, as OAuth2 password forms send it), within an optional tenant.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+/// as an email, as OAuth2 password forms send it), within an optional tenant. None of the
+/// rules for setting an email, username or password applies: a name or tenant that matches no
+/// account is `401 invalid_credentials`, like a wrong password.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct LoginRequest {
     #[serde(default)]
     pub email: Option<String>,
@@ -19,6 +25,47 @@ pub struct LoginRequest {
     #[serde(default)]
     pub tenant: Option<String>,
 }
+
+/// Written by hand: the derived schema cannot say that `email` or `username` must be given.
+impl utoipa::PartialSchema for LoginRequest {
+    fn schema() -> RefOr<Schema> {
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        let nullable_string = |description: Option<&str>| {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .description(description)
+        };
+        let fields = ObjectBuilder::new()
+            .property("email", nullable_string(None))
+            .property("username", nullable_string(None))
+            .property("password", string())
+            .property(
+                "tenant",
+                nullable_string(Some("Tenant id; the default tenant when absent.")),
+            )
+            .required("password");
+        let named_by = |field: &str| {
+            ObjectBuilder::new()
+                .property(field, string())
+                .required(field)
+        };
+        AllOfBuilder::new()
+            .description(Some(
+                "`POST /auth/login`: `password` and `email` or `username` (a `username` \
+                 containing `@` is taken as an email), within an optional tenant. A name or \
+                 tenant that matches no account is `401 invalid_credentials`.",
+            ))
+            .item(fields)
+            .item(
+                AnyOfBuilder::new()
+                    .item(named_by("email"))
+                    .item(named_by("username")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for LoginRequest {}
 
 /// A superset of the OAuth 2.0 token response (RFC 6749 section 5.1).
 #[derive(Clone, Serialize, Deserialize, ToSchema)]

@@ -3,12 +3,27 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// `POST /auth/signup`.
+/// `POST /auth/signup`. The schema says exactly what is accepted, except what JSON Schema
+/// cannot say: a password must not be the email, its local part or the username
+/// (`422 weak_password`), and its minimum length is the service's `AUTH_PASSWORD_MIN_LENGTH`
+/// (the served document carries the configured one).
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct SignupRequest {
+    /// An ASCII address: a dot-atom local part of at most 64 characters, a domain of at least
+    /// two labels (letters, digits and `-`, not first or last, nor third and fourth together).
+    /// Nothing is trimmed; compared without regard to case.
+    #[schema(
+        format = Email,
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9]|[A-Za-z0-9-]{2}[A-Za-z0-9]|[A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9]|[A-Za-z0-9-]{2}[A-Za-z0-9]|[A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])?)+$"
+    )]
     pub email: String,
+    /// Characters (Unicode code points), not bytes.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    /// 3 to 64 ASCII letters, digits, `.`, `_` and `-`, starting with a letter or digit.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")]
     pub username: Option<String>,
     /// The tenant (slug) to join; default `default`.
     #[serde(default)]

@@ -32,8 +32,14 @@ pub fn config_check(raw: &RawConfig) -> ExitCode {
     }
 }
 
-pub fn openapi() -> ExitCode {
-    match crate::http::openapi().to_pretty_json() {
+/// Prints the OpenAPI document of the service this configuration runs (its password policy);
+/// with the defaults when the configuration is invalid.
+pub fn openapi(raw: &RawConfig) -> ExitCode {
+    let policy = raw
+        .validate()
+        .map(|config| config.passwords.policy)
+        .unwrap_or_default();
+    match crate::http::openapi(policy).to_pretty_json() {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS

@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     match command {
         Command::Config(ConfigCommand::Check) => return commands::config_check(&raw),
-        Command::Openapi => return commands::openapi(),
+        Command::Openapi => return commands::openapi(&raw),
         _ => {}
     }
     let config = match raw.validate() {

@@ -1,5 +1,5 @@
 //! The password policy of NIST SP 800-63B-4: a minimum length (15 characters by default, for a
-//! password that is the only factor), at most 1024 bytes, no composition rules, refusal of
+//! password that is the only factor), at most 1024 characters, no composition rules, refusal of
 //! common passwords and of passwords made from the account's own names, and Unicode NFKC
 //! normalisation so that one text typed two ways is one password.
 
@@ -68,8 +68,8 @@ impl PasswordPolicy {
     /// Highest history length: checking it costs one hash verification per entry.
     pub const MAX_HISTORY: usize = 24;
 
-    /// Checks length (in characters of the NFKC form; at most [`Password::MAX_BYTES`]
-    /// bytes), the common-password list, and that the password does not contain the
+    /// Checks length (in characters, at most [`Password::MAX_CHARS`]), the common-password
+    /// list, and that the password does not contain the
     /// account's email local part or username (names of [`MIN_NAME_CHARS`] or more) nor is
     /// the email. Applies when a password is set, never at login.
     pub fn check(
@@ -96,10 +96,17 @@ impl PasswordPolicy {
         let weak = |why: String| Err(CoreError::WeakPassword(why));
         let raw = password.expose();
         let text = normalize(raw);
-        if raw.len() > Password::MAX_BYTES || text.len() > Password::MAX_BYTES {
-            return weak(format!("must be at most {} bytes", Password::MAX_BYTES));
+        // Lengths count characters as typed (what the API document's `minLength` and
+        // `maxLength` count) or of the NFKC form, whichever is longer, so that a password the
+        // document allows is never refused for its length.
+        let typed = raw.chars().count();
+        if typed > Password::MAX_CHARS {
+            return weak(format!(
+                "must be at most {} characters",
+                Password::MAX_CHARS
+            ));
         }
-        if text.chars().count() < self.min_chars {
+        if typed.max(text.chars().count()) < self.min_chars {
             return weak(format!("must be at least {} characters", self.min_chars));
         }
         let lowered = text.to_lowercase();
@@ -183,12 +190,17 @@ mod tests {
                 "contains the username",
             ),
             ("x", None, "at least 15", "one character"),
-            (&"x".repeat(1025), None, "1024 bytes", "over 1024 bytes"),
             (
-                &"é".repeat(513),
+                &"x".repeat(1025),
                 None,
-                "1024 bytes",
-                "513 two-byte characters",
+                "1024 characters",
+                "over 1024 characters",
+            ),
+            (
+                &"é".repeat(1025),
+                None,
+                "1024 characters",
+                "1025 two-byte characters",
             ),
         ];
         for (pw, user, expected, why) in cases {
@@ -205,6 +217,9 @@ mod tests {
         assert!(check("bob", "al@example.com", Some("bob")).is_err());
         // No composition rules: lower-case letters and spaces only is fine.
         assert!(check("correct horse battery staple", "ann@example.com", None).is_ok());
+        // Length counts as the API document does (characters as typed) when the NFKC form is
+        // shorter: 16 typed characters that compose to 8 are long enough.
+        assert!(check(&"e\u{301}".repeat(8), "ann@example.com", None).is_ok());
         // Fifteen multi-byte characters are fifteen characters.
         assert!(check(&"é".repeat(15), "ann@example.com", None).is_ok());
     }

@@ -43,6 +43,11 @@ where
     R: UnitOfWork + UserReads,
     R::Tx: UserWrites,
 {
+    /// The rules a new password must meet.
+    pub fn policy(&self) -> PasswordPolicy {
+        self.policy
+    }
+
     /// Creates an account after checking the password policy.
     #[instrument(skip_all, err(level = "info"), fields(tenant = %reg.tenant))]
     pub async fn register(&self, reg: Registration) -> Result<User, CoreError> {

@@ -91,7 +91,11 @@ pub struct Credentials {
 
 impl Credentials {
     /// `email` wins over `username`; a `username` that contains `@` is read as an email, since
-    /// OAuth2 password forms put the email there.
+    /// OAuth2 password forms put the email there. Only a request naming no one is invalid
+    /// (422); the rules for setting an email, username or password are never applied here, so
+    /// accounts made under older rules keep logging in. A name, tenant or password that no
+    /// account can have (empty, a tenant id of the wrong form, over [`Password::MAX_CHARS`])
+    /// is refused as invalid credentials at once, without spending a hash.
     pub fn parse(
         email: Option<&str>,
         username: Option<&str>,
@@ -100,24 +104,21 @@ impl Credentials {
         client: ClientInfo,
     ) -> Result<Self, CoreError> {
         let name = match (email, username) {
-            (Some(e), _) => {
-                LoginName::Email(Email::parse(e).map_err(|m| CoreError::invalid("email", m))?)
-            }
-            (None, Some(u)) if u.contains('@') => {
-                LoginName::Email(Email::parse(u).map_err(|m| CoreError::invalid("username", m))?)
-            }
-            (None, Some(u)) => LoginName::Username(
-                Username::parse(u).map_err(|m| CoreError::invalid("username", m))?,
-            ),
+            (Some(e), _) => Email::for_lookup(e).map(LoginName::Email),
+            (None, Some(u)) if u.contains('@') => Email::for_lookup(u).map(LoginName::Email),
+            (None, Some(u)) => Username::for_lookup(u).map(LoginName::Username),
             (None, None) => {
                 return Err(CoreError::invalid("email", "email or username is required"));
             }
         };
         let tenant = match tenant {
-            Some(t) => TenantId::parse(t).map_err(|m| CoreError::invalid("tenant", m))?,
-            None => TenantId::default_tenant(),
+            Some(t) => TenantId::parse(t).ok(),
+            None => Some(TenantId::default_tenant()),
         };
-        if password.len() > Password::MAX_BYTES {
+        let (Some(name), Some(tenant)) = (name, tenant) else {
+            return Err(CoreError::InvalidCredentials);
+        };
+        if password.chars().count() > Password::MAX_CHARS {
             // Longer passwords were never accepted; refuse before spending a hash on them.
             return Err(CoreError::InvalidCredentials);
         }

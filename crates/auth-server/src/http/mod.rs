@@ -16,6 +16,7 @@ pub mod respond;
 pub mod route;
 pub mod sessions;
 
+use auth_core::password::PasswordPolicy;
 use auth_proto::ErrorCode;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -130,9 +131,30 @@ fn alias_item(mut item: PathItem) -> PathItem {
     item
 }
 
-/// The OpenAPI 3.1 document of every route.
-pub fn openapi() -> OpenApiDoc {
-    api().1
+/// The OpenAPI 3.1 document of every route, for a service with this password policy.
+pub fn openapi(policy: PasswordPolicy) -> OpenApiDoc {
+    let mut doc = api().1;
+    document_password_policy(&mut doc, policy);
+    doc
+}
+
+/// Gives the new passwords of the document the configured minimum length, so that a password
+/// the document allows is one the policy takes.
+fn document_password_policy(doc: &mut OpenApiDoc, policy: PasswordPolicy) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let signup = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("SignupRequest"));
+    let password = match signup {
+        Some(RefOr::T(Schema::Object(object))) => object.properties.get_mut("password"),
+        _ => None,
+    };
+    match password {
+        Some(RefOr::T(Schema::Object(password))) => password.min_length = Some(policy.min_chars),
+        _ => debug_assert!(false, "SignupRequest.password is an object schema"),
+    }
 }
 
 /// Documents the two routes served by Swagger UI, which has no annotations of its own.
@@ -166,7 +188,8 @@ fn document_docs_routes(doc: &mut OpenApiDoc) {
 /// The complete application router: each group with what it needs (the caller checked for
 /// its permission, writes run to completion), then the cross-cutting layers.
 pub fn router(state: AppState, in_flight: &InFlight) -> Router {
-    let (groups, doc) = api();
+    let (groups, mut doc) = api();
+    document_password_policy(&mut doc, state.accounts.policy());
     let app = with_needs(groups, &state, in_flight);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
     app.merge(docs)

@@ -1,9 +1,11 @@
 //! How an area declares what its routes need, and what follows from each need: a route that
 //! uses the database is documented as able to answer 503; one that writes runs to its end
 //! even if its client goes away; one that needs a permission gets the caller checked before
-//! its handler runs, and 401/403 documented. Declared once per group of routes, in the area
-//! that defines them, never inferred from names or tags.
+//! its handler runs, 401/403 documented and the permission named (`x-required-permission`).
+//! Declared once per group of routes, in the area that defines them, never inferred from
+//! names or tags.
 
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
@@ -90,6 +92,15 @@ pub fn document_needs(doc: &mut OpenApiDoc, needs: Needs) {
         for refusal in &refusals {
             add_problem(op, *refusal);
         }
+        // Named for readers and tools (CI's schemathesis run calls these with an admin's token).
+        if let Some(permission) = needs.permission {
+            let named = ExtensionsBuilder::new()
+                .add("x-required-permission", permission)
+                .build();
+            op.extensions
+                .get_or_insert_with(Default::default)
+                .merge(named);
+        }
     }
 }
 
@@ -150,4 +161,36 @@ fn add_problem(op: &mut Operation, (status, description): (&str, &str)) {
                 .build()
                 .into()
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+    use utoipa::openapi::{OpenApiBuilder, PathItem, PathsBuilder};
+
+    #[test]
+    fn an_operation_that_needs_a_permission_names_it_and_documents_401_and_403() {
+        let doc = |needs: Needs| {
+            let op = OperationBuilder::new()
+                .response("200", ResponseBuilder::new().description("ok").build())
+                .build();
+            let mut doc = OpenApiBuilder::new()
+                .paths(PathsBuilder::new().path("/x", PathItem::new(HttpMethod::Get, op)))
+                .build();
+            document_needs(&mut doc, needs);
+            serde_json::to_value(&doc).expect("JSON")["paths"]["/x"]["get"].clone()
+        };
+        let guarded = doc(Needs::READS.permission("users:read"));
+        assert_eq!(guarded["x-required-permission"], "users:read");
+        for status in ["401", "403", "503"] {
+            assert!(
+                guarded["responses"].get(status).is_some(),
+                "{status}: {guarded}"
+            );
+        }
+        let open = doc(Needs::READS);
+        assert!(open.get("x-required-permission").is_none(), "{open}");
+        assert!(open["responses"].get("403").is_none(), "{open}");
+    }
 }

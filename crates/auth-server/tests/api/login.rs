@@ -125,7 +125,7 @@ async fn login_without_a_name_is_a_validation_error() {
     let r = app
         .post_json(
             "/auth/login",
-            &json!({"email": "bad", "password": PASSWORD}),
+            &json!({"email": null, "username": null, "password": PASSWORD}),
         )
         .await;
     assert_problem(r, 422, "validation_failed").await;

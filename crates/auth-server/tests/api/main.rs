@@ -18,5 +18,6 @@ mod outage;
 mod passwords;
 mod platform;
 mod profile;
+mod schema;
 mod sessions;
 mod signup;

@@ -152,7 +152,7 @@ async fn invalid_sign_ups_are_refused_naming_the_field() {
             json!({"email": "e@example.com", "password": "x".repeat(1025)}),
             "weak_password",
             "password",
-            "over 1024 bytes",
+            "over 1024 characters",
         ),
     ];
     for (body, code, field, why) in cases {

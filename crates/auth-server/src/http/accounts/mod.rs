@@ -216,7 +216,7 @@ pub async fn export_me(
         (status = 204, description = "Password changed; other sessions revoked"),
         (status = 401, description = "`invalid_credentials` (wrong current password), `token_invalid`, `token_expired` or `token_revoked`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`, or `weak_password` (too short, over 1024 bytes, common, containing the email's name or the username, or one of the last `AUTH_PASSWORD_HISTORY` passwords)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, or `weak_password` (too short, over 1024 characters, common, containing the email's name or the username, or one of the last `AUTH_PASSWORD_HISTORY` passwords)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn change_password(
@@ -225,7 +225,7 @@ pub async fn change_password(
     caller: Caller,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    if body.current_password.len() > Password::MAX_BYTES {
+    if body.current_password.chars().count() > Password::MAX_CHARS {
         // Never accepted as a password; refused before spending a hash on it.
         return Err(auth_core::CoreError::InvalidCredentials.into());
     }

@@ -53,8 +53,11 @@ pub async fn obtain_pair(
     Client(client): Client,
     JsonOrForm(body): JsonOrForm<CompatObtainRequest>,
 ) -> Result<Response, ApiError> {
-    let credentials = Credentials::parse(Some(&body.email), None, body.password, None, client)?;
-    match state.sessions.login(credentials).await {
+    let login = async {
+        let credentials = Credentials::parse(Some(&body.email), None, body.password, None, client)?;
+        state.sessions.login(credentials).await
+    };
+    match login.await {
         Ok(issued) => Ok(pair(issued)),
         Err(CoreError::InvalidCredentials) => Err(ApiError::from(CoreError::InvalidCredentials)
             .detail("No active account found with the given credentials")),

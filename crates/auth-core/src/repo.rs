@@ -227,12 +227,13 @@ pub trait DirectoryWrites: Transaction {
 
 /// Directory reads: listings for the admin API and a user's own export.
 pub trait DirectoryReads: Send + Sync {
-    /// A page of a tenant's users in id order (creation order), after `after`.
+    /// A page of a tenant's users in id order (creation order), after the position `after`
+    /// (an id, or any text: ids compare as text).
     fn list_users(
         &self,
         tenant: &TenantId,
         filter: &UserFilter,
-        after: Option<UserId>,
+        after: Option<String>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
 

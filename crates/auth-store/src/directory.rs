@@ -336,7 +336,7 @@ impl DirectoryReads for Store {
         &self,
         tenant: &TenantId,
         filter: &UserFilter,
-        after: Option<UserId>,
+        after: Option<String>,
         limit: usize,
     ) -> Result<Vec<User>, StoreError> {
         let backend = self.backend();
@@ -360,7 +360,6 @@ impl DirectoryReads for Store {
             .map(|p| prefix_pattern(&p.to_lowercase()));
         let disabled = filter.disabled.map(i64::from);
         let role = filter.role.as_ref().map(|r| r.as_str().to_owned());
-        let after = after.map(|a| a.to_string());
         let rows = sqlx::query_as::<Any, UserRow>(select)
             .bind(tenant.as_str())
             .bind(prefix.clone())

@@ -93,7 +93,7 @@ where
         actor: &Actor,
         tenant: Option<TenantId>,
         filter: &UserFilter,
-        after: Option<UserId>,
+        after: Option<String>,
         limit: usize,
     ) -> Result<(Vec<User>, Option<UserId>), CoreError> {
         let tenant = actor.tenant_for(tenant)?;
@@ -379,7 +379,12 @@ where
         tenant: Option<TenantId>,
     ) -> Result<Vec<Role>, CoreError> {
         let tenant = actor.tenant_for(tenant)?;
-        Ok(self.repo.roles(&tenant).await?)
+        let roles = self.repo.roles(&tenant).await?;
+        // Every tenant has its built-in roles: none means no such tenant.
+        if roles.is_empty() {
+            return Err(CoreError::NotFound);
+        }
+        Ok(roles)
     }
 
     /// Creates a role (409 `role_exists` when the name is taken).
@@ -421,6 +426,8 @@ where
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => CoreError::Conflict(Conflict::RoleExists),
+                // The tenant a superadmin named does not exist.
+                StoreError::MissingReference(_) => CoreError::NotFound,
                 other => CoreError::Store(other),
             })?;
         Ok(role)

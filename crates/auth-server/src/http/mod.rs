@@ -138,24 +138,113 @@ pub fn openapi(policy: PasswordPolicy) -> OpenApiDoc {
     doc
 }
 
-/// Gives the new passwords of the document the configured minimum length, so that a password
-/// the document allows is one the policy takes.
+/// Gives every field of the document the rules the service applies to it, written once: the
+/// new passwords the configured minimum length, and every email, username and new password the
+/// rules of sign-up's (the annotated source); role names, permissions and tenant ids theirs.
+/// So a request the document allows is one the service takes.
 fn document_password_policy(doc: &mut OpenApiDoc, policy: PasswordPolicy) {
-    use utoipa::openapi::RefOr;
-    use utoipa::openapi::schema::Schema;
-    let signup = doc
-        .components
-        .as_mut()
-        .and_then(|c| c.schemas.get_mut("SignupRequest"));
-    let password = match signup {
-        Some(RefOr::T(Schema::Object(object))) => object.properties.get_mut("password"),
-        _ => None,
+    use serde_json::{Value, json};
+    let Ok(mut value) = serde_json::to_value(&*doc) else {
+        debug_assert!(false, "the document serializes");
+        return;
     };
-    match password {
-        Some(RefOr::T(Schema::Object(password))) => password.min_length = Some(policy.min_chars),
-        _ => debug_assert!(false, "SignupRequest.password is an object schema"),
+    let schemas = &mut value["components"]["schemas"];
+    schemas["SignupRequest"]["properties"]["password"]["minLength"] = json!(policy.min_chars);
+    let signup = schemas["SignupRequest"]["properties"].clone();
+    let string = |pattern: &str| json!({"type": "string", "pattern": pattern});
+    let role = string(ROLE_PATTERN);
+    let list = |items: Value| json!({"type": "array", "items": items});
+    let permissions = list(string(PERMISSION_PATTERN));
+    // What a `PATCH` leaves out it leaves as it is; `null` too (and removes the username).
+    let nullable = |mut rule: Value| {
+        let kind = rule["type"].clone();
+        if kind.is_string() {
+            rule["type"] = json!([kind, "null"]);
+        }
+        rule
+    };
+    let fields: [(&str, &str, Value); 16] = [
+        ("SignupRequest", "tenant", nullable(string(TENANT_PATTERN))),
+        ("CreateUserRequest", "email", signup["email"].clone()),
+        ("CreateUserRequest", "password", signup["password"].clone()),
+        ("CreateUserRequest", "username", signup["username"].clone()),
+        ("CreateUserRequest", "roles", list(role.clone())),
+        (
+            "UpdateUserRequest",
+            "email",
+            nullable(signup["email"].clone()),
+        ),
+        (
+            "UpdateUserRequest",
+            "username",
+            nullable(signup["username"].clone()),
+        ),
+        ("UpdateUserRequest", "roles", nullable(list(role.clone()))),
+        (
+            "UpdateMeRequest",
+            "email",
+            nullable(signup["email"].clone()),
+        ),
+        (
+            "UpdateMeRequest",
+            "username",
+            nullable(signup["username"].clone()),
+        ),
+        ("SetPasswordRequest", "password", signup["password"].clone()),
+        (
+            "ChangePasswordRequest",
+            "new_password",
+            signup["password"].clone(),
+        ),
+        ("CreateRoleRequest", "name", role.clone()),
+        ("CreateRoleRequest", "permissions", permissions.clone()),
+        ("UpdateRoleRequest", "permissions", permissions),
+        ("CreateTenantRequest", "id", string(TENANT_PATTERN)),
+    ];
+    for (schema, field, rule) in fields {
+        let property = &mut schemas[schema]["properties"][field];
+        debug_assert!(property.is_object(), "{schema}.{field} is documented");
+        *property = rule;
+    }
+    // The admin API's query and path parameters: the same rules, and a parameter that breaks
+    // one is refused with 422.
+    let refused = json!({
+        "description": "`validation_failed`: a parameter breaks its rule",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    });
+    let admin = value["paths"].as_object_mut().into_iter().flatten();
+    for (_, item) in admin.filter(|(path, _)| path.starts_with("/auth/admin/")) {
+        for (_, op) in item.as_object_mut().into_iter().flatten() {
+            if op["parameters"].as_array().is_some_and(|p| !p.is_empty())
+                && op["responses"]["422"].is_null()
+            {
+                op["responses"]["422"] = refused.clone();
+            }
+            for param in op["parameters"].as_array_mut().into_iter().flatten() {
+                let pattern = match param["name"].as_str() {
+                    Some("tenant") => TENANT_PATTERN,
+                    Some("role") | Some("name") => ROLE_PATTERN,
+                    Some("cursor") => CURSOR_PATTERN,
+                    _ => continue,
+                };
+                param["schema"]["pattern"] = json!(pattern);
+            }
+        }
+    }
+    match serde_json::from_value(value) {
+        Ok(constrained) => *doc = constrained,
+        Err(_) => debug_assert!(false, "the constrained document reads back"),
     }
 }
+
+/// Role names ([`auth_core::domain::RoleName`]).
+const ROLE_PATTERN: &str = "^[a-z0-9_:-]{1,64}$";
+/// Permissions ([`auth_core::domain::Permission`]).
+const PERMISSION_PATTERN: &str = "^[a-z0-9_.*:-]{1,128}$";
+/// Tenant ids ([`auth_core::domain::TenantId`]).
+const TENANT_PATTERN: &str = "^[a-z0-9-]{1,64}$";
+/// Listing cursors ([`admin::list_users`]).
+const CURSOR_PATTERN: &str = "^(?:[0-9a-f]{2}){1,64}$";
 
 /// Documents the two routes served by Swagger UI, which has no annotations of its own.
 fn document_docs_routes(doc: &mut OpenApiDoc) {

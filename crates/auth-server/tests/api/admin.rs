@@ -930,7 +930,28 @@ async fn tenants_are_created_with_their_roles_and_sign_up_and_login_name_them() 
             &json!({"email": "g@example.com", "password": PASSWORD, "tenant": "nowhere"}),
         )
         .await;
+    assert_problem(r, 404, "not_found").await;
+    let r = app
+        .post_json(
+            "/auth/signup",
+            &json!({"email": "g@example.com", "password": PASSWORD, "tenant": "Bad Slug"}),
+        )
+        .await;
     assert_problem(r, 422, "validation_failed").await;
+    // Roles of a tenant that does not exist are not found either (a superadmin may name any).
+    let r = app
+        .get_with_token("/auth/admin/roles?tenant=nowhere", &c.superadmin)
+        .await;
+    assert_problem(r, 404, "not_found").await;
+    let r = call(
+        &app,
+        Method::POST,
+        "/auth/admin/roles?tenant=nowhere",
+        Some(&c.superadmin),
+        Some(&json!({"name": "x"})),
+    )
+    .await;
+    assert_problem(r, 404, "not_found").await;
     // The login names the tenant; the default tenant does not know this user.
     assert_problem(
         app.login("g@example.com", PASSWORD).await,

@@ -51,6 +51,7 @@ pub fn aliases() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     request_body = SignupRequest,
     responses(
         (status = 201, description = "Account created", body = User),
+        (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`email_taken` or `username_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` or `weak_password`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
@@ -64,7 +65,7 @@ pub async fn signup(
     if let Some(tenant) = body.tenant.as_deref() {
         let tenant = TenantId::parse(tenant).map_err(|m| CoreError::invalid("tenant", m))?;
         if !state.directory.tenant_exists(&tenant).await? {
-            return Err(CoreError::invalid("tenant", "no such tenant").into());
+            return Err(CoreError::NotFound.into());
         }
         registration = registration.in_tenant(tenant);
     }

@@ -39,7 +39,7 @@ pub fn openapi(raw: &RawConfig) -> ExitCode {
         .validate()
         .map(|config| config.passwords.policy)
         .unwrap_or_default();
-    match crate::http::openapi(policy).to_pretty_json() {
+    match serde_json::to_string_pretty(&crate::http::openapi(policy)) {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS

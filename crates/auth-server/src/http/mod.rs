@@ -131,22 +131,21 @@ fn alias_item(mut item: PathItem) -> PathItem {
     item
 }
 
-/// The OpenAPI 3.1 document of every route, for a service with this password policy.
-pub fn openapi(policy: PasswordPolicy) -> OpenApiDoc {
-    let mut doc = api().1;
-    document_password_policy(&mut doc, policy);
-    doc
+/// The OpenAPI 3.1 document of every route, for a service with this password policy, as
+/// JSON.
+pub fn openapi(policy: PasswordPolicy) -> serde_json::Value {
+    constrained(&api().1, policy)
 }
 
 /// Gives every field of the document the rules the service applies to it, written once: the
 /// new passwords the configured minimum length, and every email, username and new password the
 /// rules of sign-up's (the annotated source); role names, permissions and tenant ids theirs.
 /// So a request the document allows is one the service takes.
-fn document_password_policy(doc: &mut OpenApiDoc, policy: PasswordPolicy) {
+fn constrained(doc: &OpenApiDoc, policy: PasswordPolicy) -> serde_json::Value {
     use serde_json::{Value, json};
-    let Ok(mut value) = serde_json::to_value(&*doc) else {
+    let Ok(mut value) = serde_json::to_value(doc) else {
         debug_assert!(false, "the document serializes");
-        return;
+        return Value::Null;
     };
     let schemas = &mut value["components"]["schemas"];
     schemas["SignupRequest"]["properties"]["password"]["minLength"] = json!(policy.min_chars);
@@ -231,10 +230,7 @@ fn document_password_policy(doc: &mut OpenApiDoc, policy: PasswordPolicy) {
             }
         }
     }
-    match serde_json::from_value(value) {
-        Ok(constrained) => *doc = constrained,
-        Err(_) => debug_assert!(false, "the constrained document reads back"),
-    }
+    value
 }
 
 /// Role names ([`auth_core::domain::RoleName`]).
@@ -277,10 +273,29 @@ fn document_docs_routes(doc: &mut OpenApiDoc) {
 /// The complete application router: each group with what it needs (the caller checked for
 /// its permission, writes run to completion), then the cross-cutting layers.
 pub fn router(state: AppState, in_flight: &InFlight) -> Router {
-    let (groups, mut doc) = api();
-    document_password_policy(&mut doc, state.accounts.policy());
-    let app = with_needs(groups, &state, in_flight);
-    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
+    let (groups, doc) = api();
+    // Served as it was written once: a process keeps the document's bytes, not its structure.
+    let document = axum::body::Bytes::from(
+        serde_json::to_vec(&constrained(&doc, state.accounts.policy())).unwrap_or_default(),
+    );
+    drop(doc);
+    let app = with_needs(groups, &state, in_flight).route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        axum::http::HeaderValue::from_static("application/json"),
+                    )],
+                    document,
+                )
+            }
+        }),
+    );
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]));
     app.merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

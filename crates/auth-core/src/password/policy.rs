@@ -96,9 +96,8 @@ impl PasswordPolicy {
         let weak = |why: String| Err(CoreError::WeakPassword(why));
         let raw = password.expose();
         let text = normalize(raw);
-        // Lengths count characters as typed (what the API document's `minLength` and
-        // `maxLength` count) or of the NFKC form, whichever is longer, so that a password the
-        // document allows is never refused for its length.
+        // Lengths count characters as typed, exactly as the API document's `minLength` and
+        // `maxLength` do, so the document and the service agree on every password.
         let typed = raw.chars().count();
         if typed > Password::MAX_CHARS {
             return weak(format!(
@@ -106,7 +105,7 @@ impl PasswordPolicy {
                 Password::MAX_CHARS
             ));
         }
-        if typed.max(text.chars().count()) < self.min_chars {
+        if typed < self.min_chars {
             return weak(format!("must be at least {} characters", self.min_chars));
         }
         let lowered = text.to_lowercase();
@@ -217,9 +216,10 @@ mod tests {
         assert!(check("bob", "al@example.com", Some("bob")).is_err());
         // No composition rules: lower-case letters and spaces only is fine.
         assert!(check("correct horse battery staple", "ann@example.com", None).is_ok());
-        // Length counts as the API document does (characters as typed) when the NFKC form is
-        // shorter: 16 typed characters that compose to 8 are long enough.
+        // Length counts as the API document does, characters as typed: 16 typed characters
+        // that compose to 8 are long enough, 14 that expand to 16 (`¼` is `1⁄4`) are not.
         assert!(check(&"e\u{301}".repeat(8), "ann@example.com", None).is_ok());
+        assert!(check(&"\u{bc}".repeat(14), "ann@example.com", None).is_err());
         // Fifteen multi-byte characters are fifteen characters.
         assert!(check(&"é".repeat(15), "ann@example.com", None).is_ok());
     }

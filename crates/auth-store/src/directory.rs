@@ -86,6 +86,11 @@ impl DirectoryWrites for StoreTx {
         Box::pin(async move {
             let backend = self.backend();
             let id = user.to_string();
+            // The user's row first: concurrent role changes of one user then run one after the
+            // other instead of deadlocking on each other's grants (PostgreSQL).
+            let touch = portable!(backend, "UPDATE users SET updated_at = ? WHERE id = ?");
+            self.execute(Stmt::new(touch).bind(now).bind(id.as_str()))
+                .await?;
             let clear = portable!(backend, "DELETE FROM user_roles WHERE user_id = ?");
             self.execute(Stmt::new(clear).bind(id.as_str())).await?;
             // Two changes racing each insert what the other may have inserted meanwhile.
@@ -104,8 +109,6 @@ impl DirectoryWrites for StoreTx {
                 )
                 .await?;
             }
-            let touch = portable!(backend, "UPDATE users SET updated_at = ? WHERE id = ?");
-            self.execute(Stmt::new(touch).bind(now).bind(id)).await?;
             Ok(())
         })
     }

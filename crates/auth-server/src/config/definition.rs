@@ -20,16 +20,17 @@ pub struct Setting<T: 'static> {
     /// The values allowed when it is set (a default is not checked against it).
     pub range: Option<RangeInclusive<T>>,
     pub secrecy: Secrecy,
-    /// One line for the README's table.
+    /// One line for the configuration table (docs/CONFIGURATION.md).
     pub help: &'static str,
 }
 
 /// The value a setting has when neither the environment nor the file sets it.
 pub enum DefaultTo<T> {
-    /// A value of its own, shown by `config check` and in the README's table.
+    /// A value of its own, shown by `config check` and in the configuration table
+    /// (docs/CONFIGURATION.md).
     Value(fn() -> T),
     /// Computed by the area from other settings or the machine, in one place; the text says
-    /// how, as the README's table does.
+    /// how, as the configuration table (docs/CONFIGURATION.md) does.
     Derived(&'static str),
     /// None: the setting is optional.
     Nothing,

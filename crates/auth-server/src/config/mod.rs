@@ -48,7 +48,7 @@ static AREAS: &[&[&dyn Definition]] = &[
 ];
 
 /// Every setting the service reads: what the environment, the file, `config check` and the
-/// README's table go by.
+/// configuration table (docs/CONFIGURATION.md) go by.
 pub fn settings() -> impl Iterator<Item = &'static dyn Definition> {
     AREAS.iter().flat_map(|area| area.iter().copied())
 }

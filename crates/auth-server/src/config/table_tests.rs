@@ -1,11 +1,12 @@
-//! The settings' definitions checked against themselves and against the README's table.
+//! The settings' definitions checked against themselves and against the table of
+//! docs/CONFIGURATION.md.
 
 use std::collections::HashSet;
 
 use super::settings;
 use super::tests::load;
 
-const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+const TABLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGURATION.md");
 const HEADER: [&str; 4] = ["key (TOML)", "environment", "default", "meaning"];
 
 /// A table row's four cells, trimmed; the last one takes whatever follows the third `|`.
@@ -15,7 +16,7 @@ fn cells(line: &str) -> Option<[&str; 4]> {
     Some(row.map(|c| c.trim_end_matches('|').trim()))
 }
 
-/// The row the README would have for a setting, to say what is missing.
+/// The row the table would have for a setting, to say what is missing.
 fn row(s: &dyn super::Definition) -> String {
     let env: Vec<String> = s.env().iter().map(|e| format!("`{e}`")).collect();
     let default = match (s.default_text(), s.derived_default()) {
@@ -71,11 +72,11 @@ fn each_default_reads_back_as_itself_and_lies_in_its_range() {
 
 #[test]
 fn the_readme_configuration_table_lists_every_setting_as_declared() {
-    let text = std::fs::read_to_string(README).expect("README.md at the workspace root");
+    let text = std::fs::read_to_string(TABLE).expect("docs/CONFIGURATION.md at the workspace root");
     let mut lines = text.lines();
     assert!(
         lines.by_ref().any(|l| cells(l) == Some(HEADER)),
-        "README.md has no table headed | {} |",
+        "docs/CONFIGURATION.md has no table headed | {} |",
         HEADER.join(" | ")
     );
     let separator = lines.next().unwrap_or_default();
@@ -124,7 +125,7 @@ fn the_readme_configuration_table_lists_every_setting_as_declared() {
     }
     assert!(
         problems.is_empty(),
-        "README.md's configuration table disagrees with the settings:\n{}",
+        "docs/CONFIGURATION.md's configuration table disagrees with the settings:\n{}",
         problems.join("\n")
     );
 }

@@ -10,6 +10,10 @@ use crate::session::ClientInfo;
 pub enum AuditKind {
     LoginSucceeded,
     LoginFailed,
+    /// A login with the right password refused because the account is locked.
+    LoginLocked,
+    /// Failed logins reached the threshold: the account is locked.
+    UserLocked,
     TokenRefreshed,
     RefreshTokenReused,
     Logout,
@@ -38,9 +42,11 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [AuditKind; 22] = [
+    pub const ALL: [AuditKind; 24] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
+        Self::LoginLocked,
+        Self::UserLocked,
         Self::TokenRefreshed,
         Self::RefreshTokenReused,
         Self::Logout,
@@ -68,6 +74,8 @@ impl AuditKind {
         match self {
             Self::LoginSucceeded => "login.succeeded",
             Self::LoginFailed => "login.failed",
+            Self::LoginLocked => "login.locked",
+            Self::UserLocked => "user.locked",
             Self::TokenRefreshed => "token.refreshed",
             Self::RefreshTokenReused => "refresh_token.reused",
             Self::Logout => "session.logout",

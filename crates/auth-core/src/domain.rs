@@ -374,6 +374,8 @@ pub fn order_roles(roles: &mut Vec<RoleName>) {
 pub struct UserCredentials {
     pub user: User,
     pub password_hash: String,
+    /// Failed logins and lock ([`crate::lockout`]).
+    pub lockout: crate::lockout::LockoutState,
 }
 
 /// Everything needed to insert a user.

@@ -38,6 +38,10 @@ pub enum CoreError {
     InvalidCredentials,
     #[error("account disabled")]
     AccountDisabled,
+    /// The password was right but the account is locked for this long after failed logins
+    /// (a wrong password on a locked account is [`CoreError::InvalidCredentials`]).
+    #[error("account locked")]
+    AccountLocked { retry_after: Duration },
     #[error("validation failed")]
     Validation(Vec<(String, String)>),
     #[error("weak password: {0}")]

@@ -7,6 +7,7 @@ pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod keys;
+pub mod lockout;
 pub mod password;
 pub mod repo;
 pub mod revocation;

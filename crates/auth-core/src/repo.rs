@@ -17,6 +17,7 @@ use crate::domain::{
     Username,
 };
 use crate::keys::StoredKey;
+use crate::lockout::LockoutPolicy;
 use crate::session::{RefreshRecord, RevokeReason, Session};
 
 /// A boxed future that can move between threads.
@@ -155,6 +156,39 @@ pub trait SessionWrites: Transaction {
         reason: RevokeReason,
         at: i64,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
+}
+
+/// Failed-login counting for lockout ([`crate::lockout`]), on a transaction.
+pub trait LockoutWrites: Transaction {
+    /// Counts a failed login of `user` unless it is locked at `now`; locks it when the count
+    /// reaches the policy's threshold. The end of the lock this failure started, if it did.
+    fn count_login_failure<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        policy: &'a LockoutPolicy,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, StoreError>>;
+
+    /// The same for a login naming no account, counted under `key`
+    /// ([`crate::lockout::unknown_login_key`]).
+    fn count_unknown_login_failure<'a>(
+        &'a mut self,
+        key: &'a str,
+        policy: &'a LockoutPolicy,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, StoreError>>;
+
+    /// Clears a user's failed logins, lock and doubling (a successful login).
+    fn reset_login_failures<'a>(
+        &'a mut self,
+        user: &'a UserId,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Forgets counts of logins naming no account last seen before `before`; how many.
+    fn purge_unknown_login_failures(
+        &mut self,
+        before: i64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 /// Directory writes (the admin API and self service), on a transaction.

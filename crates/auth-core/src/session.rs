@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{SessionId, TenantId, UserId};
+use crate::lockout::LockoutPolicy;
 use crate::secret::{Sealer, b64url, b64url_decode, random_bytes, sha256};
 
 /// Lifetimes of sessions and the reuse grace window.
@@ -17,6 +18,8 @@ pub struct SessionSettings {
     pub absolute: Duration,
     /// How long after a rotation the rotated token still gets the same successor back.
     pub grace: Duration,
+    /// When failed logins lock an account.
+    pub lockout: LockoutPolicy,
 }
 
 impl Default for SessionSettings {
@@ -25,6 +28,7 @@ impl Default for SessionSettings {
             idle: Duration::from_secs(7 * 24 * 3600),
             absolute: Duration::from_secs(30 * 24 * 3600),
             grace: Duration::from_secs(10),
+            lockout: LockoutPolicy::default(),
         }
     }
 }

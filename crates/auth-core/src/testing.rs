@@ -14,11 +14,12 @@ use crate::domain::{
     LoginName, NewUser, Permission, RoleName, SessionId, TenantId, User, UserCredentials, UserId,
     Username, order_roles,
 };
+use crate::lockout::{LockoutPolicy, LockoutState};
 use crate::password::{Argon2Settings, HashingLimits, PasswordHasher};
 use crate::repo::{
-    BoxFuture, HealthRepository, ImportReads, ImportWrites, PasswordReads, PasswordWrites, Record,
-    Records, RefreshRotation, Rotation, RotationOutcome, SessionReads, SessionWrites, Transaction,
-    UnitOfWork, UserReads, UserWrites,
+    BoxFuture, HealthRepository, ImportReads, ImportWrites, LockoutWrites, PasswordReads,
+    PasswordWrites, Record, Records, RefreshRotation, Rotation, RotationOutcome, SessionReads,
+    SessionWrites, Transaction, UnitOfWork, UserReads, UserWrites,
 };
 use crate::session::{RefreshRecord, RevokeReason, Session};
 use crate::token::{TokenService, TokenSettings};
@@ -80,6 +81,7 @@ pub fn hs256_tokens() -> TokenService {
 struct StoredUser {
     user: User,
     password_hash: String,
+    lockout: LockoutState,
     email: String,
     username: Option<String>,
 }
@@ -100,6 +102,9 @@ struct State {
     audit: Vec<AuditEvent>,
     /// Password history: (user, hash, at), oldest first.
     history: Vec<(UserId, String, i64)>,
+    /// Failed logins naming no account, by key ([`crate::lockout::unknown_login_key`]), with
+    /// when each was last counted.
+    unknown_failures: Vec<(String, LockoutState, i64)>,
 }
 
 impl State {
@@ -314,6 +319,7 @@ impl UserWrites for MemoryTx {
             state.users.push(StoredUser {
                 user: user.clone(),
                 password_hash: new.password_hash,
+                lockout: LockoutState::default(),
                 email: new.email.normalized().to_owned(),
                 username,
             });
@@ -490,11 +496,91 @@ impl SessionWrites for MemoryTx {
     }
 }
 
+/// One more failure on `state` unless locked at `now`; the end of the lock it started.
+fn count_failure(state: &mut LockoutState, policy: &LockoutPolicy, now: i64) -> Option<i64> {
+    if state.locked_for(now).is_some() {
+        return None;
+    }
+    state.failed_logins += 1;
+    if !policy.locks_at(state.failed_logins) {
+        return None;
+    }
+    let until = policy.locked_until(state.lockouts, now);
+    *state = LockoutState {
+        failed_logins: 0,
+        locked_until: Some(until),
+        lockouts: state.lockouts + 1,
+    };
+    Some(until)
+}
+
+impl LockoutWrites for MemoryTx {
+    fn count_login_failure<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        policy: &'a LockoutPolicy,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .staged
+                .user_mut(user)
+                .and_then(|u| count_failure(&mut u.lockout, policy, now)))
+        })
+    }
+
+    fn count_unknown_login_failure<'a>(
+        &'a mut self,
+        key: &'a str,
+        policy: &'a LockoutPolicy,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            let failures = &mut self.staged.unknown_failures;
+            let at = match failures.iter().position(|(k, _, _)| k == key) {
+                Some(at) => at,
+                None => {
+                    failures.push((key.to_owned(), LockoutState::default(), now));
+                    failures.len() - 1
+                }
+            };
+            let (_, state, seen) = &mut failures[at];
+            *seen = now;
+            Ok(count_failure(state, policy, now))
+        })
+    }
+
+    fn reset_login_failures<'a>(
+        &'a mut self,
+        user: &'a UserId,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if let Some(u) = self.staged.user_mut(user) {
+                u.lockout = LockoutState::default();
+            }
+            Ok(())
+        })
+    }
+
+    fn purge_unknown_login_failures(
+        &mut self,
+        before: i64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let failures = &mut self.staged.unknown_failures;
+            let count = failures.len();
+            failures.retain(|(_, _, seen)| *seen >= before);
+            Ok((count - failures.len()) as u64)
+        })
+    }
+}
+
 impl PasswordReads for MemoryRepo {
     async fn credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, StoreError> {
         Ok(self.state().user(id).map(|u| UserCredentials {
             user: u.user.clone(),
             password_hash: u.password_hash.clone(),
+            lockout: u.lockout,
         }))
     }
 
@@ -536,6 +622,7 @@ impl UserReads for MemoryRepo {
         Ok(found.map(|u| UserCredentials {
             user: u.user.clone(),
             password_hash: u.password_hash.clone(),
+            lockout: u.lockout,
         }))
     }
 

@@ -1,5 +1,6 @@
-//! Background tasks of every instance: reading revocations made by other instances, and key
-//! upkeep (promotion, automatic rotation, removal, reload). Both stop with the server.
+//! Background tasks of every instance: reading revocations made by other instances, key
+//! upkeep (promotion, automatic rotation, removal, reload) and forgetting old failed-login
+//! counts. They stop with the server.
 
 use std::time::Duration;
 
@@ -38,6 +39,19 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
             }
         })
     };
+    let login_failures = {
+        let state = state.clone();
+        every(Duration::from_secs(3600), stopped.clone(), move || {
+            let state = state.clone();
+            async move {
+                match state.sessions.purge_login_failures(now_unix()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "forgot old failed-login counts"),
+                    Err(e) => tracing::warn!(error = %e, "purging failed-login counts failed"),
+                }
+            }
+        })
+    };
     let keys = every(key_reload, stopped, move || {
         let state = state.clone();
         async move {
@@ -48,7 +62,7 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
     });
     Tasks {
         stop,
-        handles: vec![revocations, keys],
+        handles: vec![revocations, login_failures, keys],
     }
 }
 

@@ -16,6 +16,7 @@ mod directory;
 mod error;
 mod keys;
 mod lane;
+mod lockout;
 mod migrate;
 mod passwords;
 mod sessions;

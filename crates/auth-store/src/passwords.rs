@@ -95,12 +95,7 @@ impl PasswordReads for Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        let Some(mut row) = row else { return Ok(None) };
-        let password_hash = std::mem::take(&mut row.password_hash);
-        Ok(Some(UserCredentials {
-            user: row.into_user()?,
-            password_hash,
-        }))
+        row.map(UserRow::into_credentials).transpose()
     }
 
     #[instrument(skip_all, err, fields(user_id = %id))]

@@ -4,6 +4,7 @@ use auth_core::StoreError;
 use auth_core::domain::{
     LoginName, NewUser, Permission, RoleName, TenantId, User, UserCredentials, UserId, order_roles,
 };
+use auth_core::lockout::LockoutState;
 use auth_core::repo::{BoxFuture, UserReads, UserWrites};
 use sqlx::{Any, FromRow, Row};
 use tracing::instrument;
@@ -27,6 +28,13 @@ pub(crate) struct UserRow {
     roles: Option<String>,
     /// The permissions the user's roles grant, aggregated, possibly repeated.
     permissions: Option<String>,
+    /// Lockout state: read by the credential checks, absent (default) from other reads.
+    #[sqlx(default)]
+    failed_logins: i64,
+    #[sqlx(default)]
+    locked_until: Option<i64>,
+    #[sqlx(default)]
+    lockouts: i64,
 }
 
 /// Which column a user is looked up by.
@@ -49,6 +57,8 @@ pub(crate) fn user_select_sql(backend: Backend, key: UserKey) -> &'static str {
         format!(
             "SELECT u.id, u.tenant_id, u.email, u.username, u.password_hash, \
              u.email_verified_at, u.disabled_at, u.created_at, u.updated_at, \
+             CAST(u.failed_logins AS BIGINT) AS failed_logins, u.locked_until, \
+             CAST(u.lockouts AS BIGINT) AS lockouts, \
              {access} FROM users u WHERE {filter}",
             access = user_access_columns(backend, "roles", "permissions"),
         )
@@ -101,6 +111,21 @@ pub(crate) fn stored_id<T>(text: &str, parse: impl Fn(&str) -> Option<T>) -> Res
 }
 
 impl UserRow {
+    /// The user with its password hash and lockout state.
+    pub(crate) fn into_credentials(mut self) -> Result<UserCredentials, StoreError> {
+        let password_hash = std::mem::take(&mut self.password_hash);
+        let lockout = LockoutState {
+            failed_logins: self.failed_logins,
+            locked_until: self.locked_until,
+            lockouts: self.lockouts,
+        };
+        Ok(UserCredentials {
+            user: self.into_user()?,
+            password_hash,
+            lockout,
+        })
+    }
+
     pub(crate) fn into_user(self) -> Result<User, StoreError> {
         let (roles, permissions) = access_of(self.roles, self.permissions);
         Ok(User {
@@ -216,12 +241,7 @@ impl UserReads for Store {
             .await
             .map_err(map_err)?;
         conn.finish();
-        let Some(mut row) = row else { return Ok(None) };
-        let password_hash = std::mem::take(&mut row.password_hash);
-        Ok(Some(UserCredentials {
-            user: row.into_user()?,
-            password_hash,
-        }))
+        row.map(UserRow::into_credentials).transpose()
     }
 
     #[instrument(skip_all, err, fields(user_id = %id))]

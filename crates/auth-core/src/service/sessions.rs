@@ -2,6 +2,7 @@
 //! grace window, logout, and the caller's list of sessions.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use tracing::instrument;
@@ -10,10 +11,11 @@ use super::{Credentials, IssuedTokens};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{SessionId, User, UserId};
 use crate::error::{InternalError, TokenRejection};
+use crate::lockout::{LockoutState, unknown_login_key};
 use crate::password::PasswordHasher;
 use crate::repo::{
-    PasswordWrites, Record, RefreshRotation, Rotation, RotationOutcome, SessionReads,
-    SessionWrites, UnitOfWork, UserReads,
+    LockoutWrites, PasswordWrites, Record, RefreshRotation, Rotation, RotationOutcome,
+    SessionReads, SessionWrites, UnitOfWork, UserReads,
 };
 use crate::revocation::RevocationList;
 use crate::session::{
@@ -21,6 +23,13 @@ use crate::session::{
 };
 use crate::token::{AccessToken, Identity, LEEWAY_SECONDS, TokenService};
 use crate::{CoreError, now_unix};
+
+/// What a failed login is counted against.
+enum FailureTarget {
+    User(UserId),
+    /// A login naming no account, by [`unknown_login_key`].
+    Unknown(String),
+}
 
 /// A session as its owner sees it.
 #[derive(Debug, Clone)]
@@ -41,7 +50,7 @@ pub struct SessionService<R> {
 impl<R> SessionService<R>
 where
     R: UnitOfWork + UserReads + SessionReads + RefreshRotation,
-    R::Tx: SessionWrites + PasswordWrites,
+    R::Tx: SessionWrites + PasswordWrites + LockoutWrites,
 {
     pub fn new(
         repo: R,
@@ -77,9 +86,9 @@ where
         // The database calls are boxed: an unboxed future is as large as its largest step (the
         // queries', some 4 KB) for all of its life, the wait for a hash included.
         let found = Box::pin(self.repo.find_credentials(&creds.tenant, &creds.name)).await?;
-        let (user, hash) = match found {
-            Some(c) => (Some(c.user), Some(c.password_hash)),
-            None => (None, None),
+        let (user, hash, lockout) = match found {
+            Some(c) => (Some(c.user), Some(c.password_hash), c.lockout),
+            None => (None, None, LockoutState::default()),
         };
         let verified = ticket
             .verify_and_upgrade(hash.clone(), &creds.password)
@@ -87,33 +96,114 @@ where
         let now = now_unix();
         let user = match user {
             Some(user) if verified.matched => user,
-            user => {
-                let mut event = AuditEvent::new(AuditKind::LoginFailed, &creds.tenant, now)
-                    .client(&creds.client);
-                if let Some(u) = user {
-                    event = event.user(u.id);
-                }
-                Box::pin(self.repo.write(move |tx| {
-                    Box::pin(async move {
-                        tx.audit(event);
-                        Ok(())
-                    })
-                }))
-                .await?;
-                return Err(CoreError::InvalidCredentials);
-            }
+            user => return Err(Box::pin(self.failed_login(&creds, user, lockout, now)).await),
         };
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
         if user.disabled {
             return Err(CoreError::AccountDisabled);
         }
+        if let Some(left) = lockout.locked_for(now) {
+            // The right password, but not now: said only to whoever knows the password.
+            let event = AuditEvent::new(AuditKind::LoginLocked, &user.tenant, now)
+                .user(user.id)
+                .client(&creds.client)
+                .detail(json!({ "locked_for_seconds": left }));
+            Box::pin(self.repo.write(move |tx| {
+                Box::pin(async move {
+                    tx.audit(event);
+                    Ok(())
+                })
+            }))
+            .await?;
+            return Err(CoreError::AccountLocked {
+                retry_after: Duration::from_secs(left),
+            });
+        }
         let upgrade = verified
             .upgrade
             .zip(hash)
             .map(|((new, kind), old)| Upgrade { new, old, kind });
-        let issued = Box::pin(self.open_session(&user, &creds.client, now, upgrade)).await?;
+        let clear = !lockout.is_clear();
+        let issued = Box::pin(self.open_session(&user, &creds.client, now, upgrade, clear)).await?;
         tracing::info!(session_id = %issued.session_id, "login succeeded");
         Ok(issued)
+    }
+
+    /// Forgets the failed-login counts of names that match no account once they have been
+    /// quiet for a day, or twice the longest lock if that is longer; how many.
+    pub async fn purge_login_failures(&self, now: i64) -> Result<u64, CoreError> {
+        let quiet = (2 * self.settings.lockout.max.as_secs()).max(86_400);
+        let before = now.saturating_sub(i64::try_from(quiet).unwrap_or(i64::MAX));
+        let mut purged = 0;
+        loop {
+            let batch = self
+                .repo
+                .write(move |tx| tx.purge_unknown_login_failures(before))
+                .await?;
+            purged += batch;
+            if batch == 0 {
+                return Ok(purged);
+            }
+        }
+    }
+
+    /// Records a failed login and counts it towards a lock: of the account it named, or of
+    /// the name itself when it named none, so both take the same steps (one write) and answer
+    /// alike. Failures while locked are not counted. The answer is always
+    /// [`CoreError::InvalidCredentials`], unless the write fails.
+    async fn failed_login(
+        &self,
+        creds: &Credentials,
+        user: Option<User>,
+        lockout: LockoutState,
+        now: i64,
+    ) -> CoreError {
+        let mut event = AuditEvent::new(AuditKind::LoginFailed, &creds.tenant, now)
+            .client(&creds.client)
+            .detail(json!({
+                "reason": if user.is_some() { "wrong_password" } else { "unknown_account" },
+                "locked": lockout.locked_for(now).is_some(),
+            }));
+        let (target, locked) = match user {
+            Some(u) => {
+                event = event.user(u.id);
+                let locked = AuditEvent::new(AuditKind::UserLocked, &creds.tenant, now)
+                    .user(u.id)
+                    .client(&creds.client);
+                (FailureTarget::User(u.id), Some(locked))
+            }
+            None => (
+                FailureTarget::Unknown(unknown_login_key(&creds.tenant, &creds.name)),
+                None,
+            ),
+        };
+        let policy = self.settings.lockout;
+        let written = self
+            .repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    let until = match &target {
+                        FailureTarget::User(id) => tx.count_login_failure(id, &policy, now).await?,
+                        FailureTarget::Unknown(key) => {
+                            tx.count_unknown_login_failure(key, &policy, now).await?
+                        }
+                    };
+                    tx.audit(event);
+                    if let (Some(until), Some(locked)) = (until, locked) {
+                        tx.audit(locked.detail(json!({ "locked_until": until })));
+                    }
+                    Ok(until)
+                })
+            })
+            .await;
+        match written {
+            Ok(Some(until)) => {
+                tracing::info!(locked_until = until, "failed logins locked an account");
+                CoreError::InvalidCredentials
+            }
+            Ok(None) => CoreError::InvalidCredentials,
+            Err(e) => e.into(),
+        }
     }
 
     async fn open_session(
@@ -122,6 +212,7 @@ where
         client: &ClientInfo,
         now: i64,
         upgrade: Option<Upgrade>,
+        clear_lockout: bool,
     ) -> Result<IssuedTokens, CoreError> {
         let absolute = now + self.settings.absolute.as_secs() as i64;
         let session = Session {
@@ -167,6 +258,9 @@ where
                         {
                             tx.audit(event);
                         }
+                    }
+                    if clear_lockout {
+                        tx.reset_login_failures(&user_id).await?;
                     }
                     tx.create_session(session, token_hash);
                     tx.audit(audit);

@@ -1,7 +1,9 @@
-//! Sessions: idle and absolute lifetimes, the refresh grace window, revocation polling.
+//! Sessions: idle and absolute lifetimes, the refresh grace window, revocation polling, and
+//! the lockout of accounts after failed logins.
 
 use std::time::Duration;
 
+use auth_core::lockout::LockoutPolicy;
 use auth_core::session::SessionSettings;
 
 use super::RawConfig;
@@ -45,7 +47,42 @@ static REVOCATION_POLL_MS: Setting<u64> = Setting {
     help: "how often revocations by other instances are read",
 };
 
-pub(super) static SETTINGS: &[&dyn Definition] = &[&IDLE, &ABSOLUTE, &GRACE, &REVOCATION_POLL_MS];
+static LOCKOUT_THRESHOLD: Setting<u64> = Setting {
+    key: "lockout_threshold",
+    env: &["AUTH_LOCKOUT_THRESHOLD"],
+    default: DefaultTo::Value(|| LockoutPolicy::default().threshold.into()),
+    range: Some(0..=1000),
+    secrecy: Secrecy::Public,
+    help: "consecutive failed logins that lock an account",
+};
+
+static LOCKOUT_BASE: Setting<u64> = Setting {
+    key: "lockout_base_seconds",
+    env: &["AUTH_LOCKOUT_BASE_SECONDS"],
+    default: DefaultTo::Value(|| LockoutPolicy::default().base.as_secs()),
+    range: Some(1..=DAY),
+    secrecy: Secrecy::Public,
+    help: "length of an account's first lock",
+};
+
+static LOCKOUT_MAX: Setting<u64> = Setting {
+    key: "lockout_max_seconds",
+    env: &["AUTH_LOCKOUT_MAX_SECONDS"],
+    default: DefaultTo::Value(|| LockoutPolicy::default().max.as_secs()),
+    range: Some(1..=7 * DAY),
+    secrecy: Secrecy::Public,
+    help: "longest lock",
+};
+
+pub(super) static SETTINGS: &[&dyn Definition] = &[
+    &IDLE,
+    &ABSOLUTE,
+    &GRACE,
+    &REVOCATION_POLL_MS,
+    &LOCKOUT_THRESHOLD,
+    &LOCKOUT_BASE,
+    &LOCKOUT_MAX,
+];
 
 #[derive(Debug, Clone)]
 pub struct Sessions {
@@ -65,11 +102,24 @@ pub(super) fn load(raw: &RawConfig, p: &mut Problems) -> Option<Sessions> {
     }
     let grace = GRACE.value(raw, p);
     let poll_ms = REVOCATION_POLL_MS.value(raw, p);
+    let threshold = LOCKOUT_THRESHOLD.value(raw, p);
+    let base = LOCKOUT_BASE.value(raw, p);
+    let max = LOCKOUT_MAX.value(raw, p);
+    if let (Some(base), Some(max)) = (base, max)
+        && base > max
+    {
+        p.add(&LOCKOUT_BASE, "must not exceed lockout_max_seconds");
+    }
     Some(Sessions {
         lifetimes: SessionSettings {
             idle: Duration::from_secs(idle?),
             absolute: Duration::from_secs(absolute?),
             grace: Duration::from_secs(grace?),
+            lockout: LockoutPolicy {
+                threshold: threshold? as u32,
+                base: Duration::from_secs(base?),
+                max: Duration::from_secs(max?),
+            },
         },
         revocation_poll: Duration::from_millis(poll_ms?),
     })

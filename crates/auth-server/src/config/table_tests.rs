@@ -71,7 +71,7 @@ fn each_default_reads_back_as_itself_and_lies_in_its_range() {
 }
 
 #[test]
-fn the_readme_configuration_table_lists_every_setting_as_declared() {
+fn the_configuration_table_lists_every_setting_as_declared() {
     let text = std::fs::read_to_string(TABLE).expect("docs/CONFIGURATION.md at the workspace root");
     let mut lines = text.lines();
     assert!(

@@ -288,3 +288,20 @@ fn the_shutdown_drain_has_a_default_and_limits() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn lockout_locks_may_not_start_longer_than_the_longest() {
+    let config = load(&[("AUTH_LOCKOUT_THRESHOLD", "5")]).validate().unwrap();
+    let lockout = config.sessions.lifetimes.lockout;
+    assert_eq!(lockout.threshold, 5);
+    assert_eq!(lockout.base.as_secs(), 60);
+    assert_eq!(lockout.max.as_secs(), 3600);
+    let problems = load(&[
+        ("AUTH_LOCKOUT_BASE_SECONDS", "600"),
+        ("AUTH_LOCKOUT_MAX_SECONDS", "300"),
+    ])
+    .validate()
+    .unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("lockout_max_seconds"), "{problems:?}");
+}

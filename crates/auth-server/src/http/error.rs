@@ -150,6 +150,16 @@ impl From<CoreError> for ApiError {
                 ErrorCode::AccountDisabled,
                 "Account disabled",
             ),
+            CoreError::AccountLocked { retry_after } => ApiError::new(
+                StatusCode::LOCKED,
+                ErrorCode::AccountLocked,
+                "Account locked",
+            )
+            .detail(format!(
+                "too many failed logins; the account is locked for {} more seconds",
+                retry_after.as_secs()
+            ))
+            .retry_after(retry_after),
             CoreError::Validation(fields) => ApiError::validation(
                 fields
                     .into_iter()

@@ -11,6 +11,7 @@ mod hostile;
 mod import;
 mod jwks;
 mod keys;
+mod lockout;
 mod login;
 mod me;
 mod ops;

@@ -81,8 +81,9 @@ pub async fn signup(
     )),
     responses(
         (status = 200, description = "Access token", body = TokenResponse),
-        (status = 401, description = "`invalid_credentials`, for unknown users and wrong passwords alike", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`, for unknown users and wrong passwords alike (locked accounts included)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "`account_locked`: the password was right but failed logins locked the account; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]

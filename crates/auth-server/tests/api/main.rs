@@ -18,6 +18,7 @@ mod outage;
 mod passwords;
 mod platform;
 mod profile;
+mod ratelimit;
 mod schema;
 mod sessions;
 mod signup;

@@ -70,7 +70,8 @@ pub fn admit(verdict: Verdict) -> Result<Option<Status>, ApiError> {
 
 /// `429 rate_limited`, with `Retry-After` in whole seconds (rounded up) and the limit's fields.
 fn refusal(status: &Status) -> ApiError {
-    tracing::warn!(limit = status.limit.name(), "rate limit reached");
+    // The request's own log line already says 429 at warn level: one line per refusal.
+    tracing::debug!(limit = status.limit.name(), "rate limit reached");
     let retry = ceil_seconds(status.retry_after).max(1);
     let mut headers = HeaderMap::new();
     describe(&mut headers, status);

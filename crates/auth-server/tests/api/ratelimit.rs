@@ -350,10 +350,13 @@ fn redis_url() -> String {
 }
 
 /// Settings of an instance sharing limits through Redis under a prefix of this test's own.
+/// The timeout is generous: a busy test machine must not pass for a Redis that is away (a
+/// stopped one refuses connections at once).
 fn shared(url: &str, prefix: &str) -> Vec<(String, String)> {
     [
         ("REDIS_URL", url),
         ("AUTH_RATE_REDIS_PREFIX", prefix),
+        ("AUTH_RATE_REDIS_TIMEOUT_MS", "2000"),
         ("AUTH_RATE_LOGIN_IP", "3/1h"),
         ("AUTH_RATE_LOGIN_ACCOUNT", "4/1h"),
         (

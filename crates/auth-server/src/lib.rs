@@ -7,6 +7,7 @@ pub mod config;
 pub mod format;
 pub mod http;
 pub mod import;
+pub mod limits;
 pub mod startup;
 pub mod state;
 pub mod tasks;

@@ -17,6 +17,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, redact_url};
+use crate::limits::RateLimiter;
 use crate::state::{AppState, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub enum StartupError {
     Keys(#[source] CoreError),
     #[error("reading revocations: {0}")]
     Revocations(#[source] CoreError),
+    #[error("rate limits: {0}")]
+    RateLimits(#[source] redis::RedisError),
     #[error("password hashing: {0}")]
     Hashing(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -106,6 +109,8 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         master_key: config.keys.master_key.clone(),
         rotation: config.keys.rotation,
         trusted_proxies: config.server.trusted_proxies.clone().into(),
+        limits: RateLimiter::new(&config.limits, config.keys.master_key.as_ref())
+            .map_err(StartupError::RateLimits)?,
     });
     state
         .sessions

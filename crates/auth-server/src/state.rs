@@ -10,6 +10,7 @@ use auth_store::Store;
 use secrecy::SecretString;
 
 use crate::config::IpNet;
+use crate::limits::RateLimiter;
 
 /// Cloned for every request that reads it, so it is one reference-counted pointer.
 #[derive(Clone)]
@@ -23,8 +24,10 @@ pub struct Shared {
     pub store: Store,
     pub master_key: Option<SecretString>,
     pub rotation: RotationSettings,
-    /// Peers whose `X-Forwarded-For` is believed.
+    /// Peers whose `X-Forwarded-For` and `Forwarded` are believed.
     pub trusted_proxies: Arc<[IpNet]>,
+    /// Rate limits per client IP and per account.
+    pub limits: RateLimiter,
 }
 
 impl AppState {

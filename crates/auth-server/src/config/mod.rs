@@ -5,6 +5,7 @@
 mod database;
 mod definition;
 mod keys;
+mod limits;
 mod logging;
 mod net;
 mod passwords;
@@ -16,6 +17,7 @@ mod tokens;
 pub use database::Database;
 pub use definition::{DefaultTo, Definition, Problems, Secrecy, Setting, Value};
 pub use keys::Keys;
+pub use limits::{Quota, Quotas, RateLimits, RedisFailure, RedisLimits};
 pub use logging::{LogFormat, Logging};
 pub use net::{IpNet, redact_url};
 pub use passwords::Passwords;
@@ -34,6 +36,7 @@ pub struct Config {
     pub passwords: Passwords,
     pub sessions: Sessions,
     pub logging: Logging,
+    pub limits: RateLimits,
 }
 
 /// The settings of each area, in the order `config check` lists them.
@@ -45,6 +48,7 @@ static AREAS: &[&[&dyn Definition]] = &[
     passwords::SETTINGS,
     sessions::SETTINGS,
     logging::SETTINGS,
+    limits::SETTINGS,
 ];
 
 /// Every setting the service reads: what the environment, the file, `config check` and the
@@ -64,7 +68,10 @@ impl RawConfig {
         let passwords = passwords::load(self, &mut p);
         let sessions = sessions::load(self, &mut p);
         let logging = logging::load(self, &mut p);
-        match (server, database, tokens, keys, passwords, sessions, logging) {
+        let limits = limits::load(self, &mut p);
+        match (
+            server, database, tokens, keys, passwords, sessions, logging, limits,
+        ) {
             (
                 Some(server),
                 Some(database),
@@ -73,6 +80,7 @@ impl RawConfig {
                 Some(passwords),
                 Some(sessions),
                 Some(logging),
+                Some(limits),
             ) if p.is_empty() => Ok(Config {
                 server,
                 database,
@@ -81,6 +89,7 @@ impl RawConfig {
                 passwords,
                 sessions,
                 logging,
+                limits,
             }),
             _ => {
                 debug_assert!(!p.is_empty(), "an area gave nothing and said no problem");

@@ -39,7 +39,7 @@ static TRUSTED_PROXIES: Setting<Vec<IpNet>> = Setting {
     default: DefaultTo::Value(Vec::new),
     range: None,
     secrecy: Secrecy::Public,
-    help: "comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed",
+    help: "comma-separated IPs/CIDRs whose `X-Forwarded-For` (else `Forwarded`) is believed",
 };
 
 pub(super) static SETTINGS: &[&dyn Definition] = &[&BIND, &PORT, &SHUTDOWN_DRAIN, &TRUSTED_PROXIES];
@@ -50,7 +50,7 @@ pub struct Server {
     pub port: u16,
     /// On shutdown, how long requests that outlived their connections may still run.
     pub shutdown_drain: Duration,
-    /// Peers whose `X-Forwarded-For` is believed.
+    /// Peers whose `X-Forwarded-For` (else `Forwarded`) is believed.
     pub trusted_proxies: Vec<IpNet>,
 }
 

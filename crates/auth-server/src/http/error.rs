@@ -7,7 +7,7 @@ use auth_core::error::{Conflict, TokenRejection};
 use auth_core::{CoreError, StoreError};
 use auth_proto::error::PROBLEM_CONTENT_TYPE;
 use auth_proto::{ErrorCode, FieldError, Problem};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::request_id;
@@ -20,6 +20,8 @@ pub struct ApiError {
     retry_after: Option<Duration>,
     /// `WWW-Authenticate` value of a 401.
     challenge: &'static str,
+    /// More headers of the answer (the rate-limit fields of a 429).
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -29,6 +31,7 @@ impl ApiError {
             problem: Box::new(Problem::new(status.as_u16(), code, title)),
             retry_after: None,
             challenge: "Bearer error=\"invalid_token\"",
+            headers: Vec::new(),
         }
     }
 
@@ -53,7 +56,13 @@ impl ApiError {
         self
     }
 
-    fn retry_after(mut self, after: Duration) -> Self {
+    /// The same error with one more header.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub(crate) fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
     }
@@ -260,6 +269,9 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from(after.as_secs().max(1)),
             );
+        }
+        for (name, value) in self.headers {
+            headers.insert(name, value);
         }
         response
     }

@@ -9,6 +9,7 @@ pub mod compat;
 pub mod completion;
 pub mod error;
 pub mod extract;
+pub mod limit;
 pub mod ops;
 pub mod platform;
 pub mod request_id;
@@ -323,6 +324,13 @@ fn with_needs(
             routes = routes.layer(axum::middleware::from_fn_with_state(
                 in_flight.clone(),
                 to_completion,
+            ));
+        }
+        if let Some(limit) = needs.limit.filter(|l| state.limits.is_on(*l)) {
+            // Outermost: a refused request reads no body and starts nothing.
+            routes = routes.route_layer(axum::middleware::from_fn_with_state(
+                (state.clone(), limit),
+                limit::limit_ip,
             ));
         }
         app = app.merge(routes);

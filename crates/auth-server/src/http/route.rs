@@ -1,7 +1,9 @@
 //! How an area declares what its routes need, and what follows from each need: a route that
 //! uses the database is documented as able to answer 503; one that writes runs to its end
 //! even if its client goes away; one that needs a permission gets the caller checked before
-//! its handler runs, 401/403 documented and the permission named (`x-required-permission`).
+//! its handler runs, 401/403 documented and the permission named (`x-required-permission`);
+//! one that is rate-limited per client IP gets that limit checked before its handler runs and
+//! 429 documented.
 //! Declared once per group of routes, in the area that defines them, never inferred from
 //! names or tags.
 
@@ -10,6 +12,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
+use crate::limits::Limit;
 use crate::state::AppState;
 
 /// What the routes of a [`Group`] need.
@@ -21,6 +24,8 @@ pub struct Needs {
     pub to_completion: bool,
     /// A bearer token whose caller holds this permission.
     pub permission: Option<&'static str>,
+    /// A rate limit per client IP, checked before the handler: can answer 429.
+    pub limit: Option<Limit>,
 }
 
 impl Needs {
@@ -29,6 +34,7 @@ impl Needs {
         database: false,
         to_completion: false,
         permission: None,
+        limit: None,
     };
     /// Reads the database.
     pub const READS: Needs = Needs {
@@ -39,13 +45,21 @@ impl Needs {
     pub const WRITES: Needs = Needs {
         database: true,
         to_completion: true,
-        permission: None,
+        ..Self::NOTHING
     };
 
     /// The same, for callers holding `permission` only.
     pub const fn permission(self, permission: &'static str) -> Self {
         Needs {
             permission: Some(permission),
+            ..self
+        }
+    }
+
+    /// The same, rate-limited per client IP by `limit`.
+    pub const fn limited(self, limit: Limit) -> Self {
+        Needs {
+            limit: Some(limit),
             ..self
         }
     }
@@ -87,6 +101,12 @@ pub fn document_needs(doc: &mut OpenApiDoc, needs: Needs) {
             "`token_invalid`, `token_expired` or `token_revoked`: no valid bearer token",
         ));
         refusals.push(("403", "`forbidden`: the caller lacks the permission"));
+    }
+    if needs.limit.is_some() {
+        refusals.push((
+            "429",
+            "`rate_limited`: too many requests from this client (or for this account); retry after `Retry-After` seconds. `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10) describe the limit",
+        ));
     }
     for op in operations(doc) {
         for refusal in &refusals {

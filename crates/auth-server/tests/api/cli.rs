@@ -16,6 +16,7 @@ pub fn command(db_url: &str) -> Command {
             || k.starts_with("JWT_")
             || k.starts_with("DATABASE_")
             || k == "PORT"
+            || k == "REDIS_URL"
         {
             cmd.env_remove(k);
         }

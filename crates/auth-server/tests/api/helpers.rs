@@ -97,7 +97,18 @@ pub struct TestApp {
     _db: Option<TestDb>,
 }
 
-/// Settings every test uses: a free port and cheap Argon2 parameters.
+/// The rate-limit settings, each set `off` by [`base_env`].
+pub const RATE_LIMITS: [&str; 6] = [
+    "AUTH_RATE_LOGIN_IP",
+    "AUTH_RATE_LOGIN_ACCOUNT",
+    "AUTH_RATE_SIGNUP_IP",
+    "AUTH_RATE_REFRESH_IP",
+    "AUTH_RATE_RESET_ACCOUNT",
+    "AUTH_RATE_RESET_IP",
+];
+
+/// Settings every test uses: a free port, cheap Argon2 parameters, and no rate limits (tests
+/// sign up and log in many times from 127.0.0.1; the rate-limit tests set their own).
 pub fn base_env() -> HashMap<String, String> {
     [
         ("PORT", "0"),
@@ -107,6 +118,7 @@ pub fn base_env() -> HashMap<String, String> {
         ("AUTH_ARGON2_ITERATIONS", "1"),
     ]
     .into_iter()
+    .chain(RATE_LIMITS.map(|name| (name, "off")))
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
 }

@@ -19,6 +19,7 @@ mod outage;
 mod passwords;
 mod platform;
 mod profile;
+mod ratelimit;
 mod schema;
 mod sessions;
 mod signup;

@@ -18,16 +18,17 @@ use utoipa_axum::routes;
 use super::admin::{profile_changes, session_record};
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller, Client, JsonOrForm};
+use super::limit::admit;
 use super::respond::{no_store, rfc3339, token_body, user_body};
 use super::route::{Group, Needs};
+use crate::limits::Limit;
 use crate::state::AppState;
 
 pub fn groups() -> Vec<Group> {
     vec![
-        Group::new(Needs::WRITES)
-            .routes(routes!(signup))
-            .routes(routes!(login))
-            .routes(routes!(change_password)),
+        Group::new(Needs::WRITES.limited(Limit::SignupIp)).routes(routes!(signup)),
+        Group::new(Needs::WRITES.limited(Limit::LoginIp)).routes(routes!(login)),
+        Group::new(Needs::WRITES).routes(routes!(change_password)),
         Group::new(Needs::READS)
             .routes(routes!(me))
             .routes(routes!(export_me)),
@@ -74,6 +75,7 @@ pub async fn signup(
 }
 
 /// Log in with email (or username) and password; JSON or `application/x-www-form-urlencoded`.
+/// Limited per client IP and per account (`AUTH_RATE_LOGIN_IP`, `AUTH_RATE_LOGIN_ACCOUNT`).
 #[utoipa::path(post, path = "/auth/login", tag = "auth",
     request_body(content(
         (LoginRequest = "application/json"),
@@ -98,6 +100,13 @@ pub async fn login(
         body.password,
         body.tenant.as_deref(),
         client,
+    )?;
+    let limit = Limit::LoginAccount;
+    admit(
+        state
+            .limits
+            .check_account(limit, &credentials.tenant, &credentials.name)
+            .await,
     )?;
     let issued = state.sessions.login(credentials).await?;
     Ok(no_store(Json(token_body(issued)).into_response()))

@@ -14,15 +14,16 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller, Client, JsonOrForm};
+use super::limit::admit;
 use super::respond::{no_store, user_body};
 use super::route::{Group, Needs};
+use crate::limits::Limit;
 use crate::state::AppState;
 
 pub fn groups() -> Vec<Group> {
     vec![
-        Group::new(Needs::WRITES)
-            .routes(routes!(obtain_pair))
-            .routes(routes!(refresh_pair)),
+        Group::new(Needs::WRITES.limited(Limit::LoginIp)).routes(routes!(obtain_pair)),
+        Group::new(Needs::WRITES.limited(Limit::RefreshIp)).routes(routes!(refresh_pair)),
         Group::new(Needs::READS).routes(routes!(me)),
         Group::new(Needs::NOTHING).routes(routes!(health)),
     ]
@@ -55,15 +56,29 @@ pub async fn obtain_pair(
     Client(client): Client,
     JsonOrForm(body): JsonOrForm<CompatObtainRequest>,
 ) -> Result<Response, ApiError> {
-    let login = async {
-        let credentials = Credentials::parse(Some(&body.email), None, body.password, None, client)?;
-        state.sessions.login(credentials).await
-    };
-    match login.await {
-        Ok(issued) => Ok(pair(issued)),
-        Err(CoreError::InvalidCredentials) => Err(ApiError::from(CoreError::InvalidCredentials)
-            .detail("No active account found with the given credentials")),
-        Err(e) => Err(e.into()),
+    let credentials = Credentials::parse(Some(&body.email), None, body.password, None, client)
+        .map_err(compat_login_error)?;
+    let limit = Limit::LoginAccount;
+    admit(
+        state
+            .limits
+            .check_account(limit, &credentials.tenant, &credentials.name)
+            .await,
+    )?;
+    state
+        .sessions
+        .login(credentials)
+        .await
+        .map(pair)
+        .map_err(compat_login_error)
+}
+
+/// SimpleJWT's message on a refused login.
+fn compat_login_error(e: CoreError) -> ApiError {
+    match e {
+        CoreError::InvalidCredentials => ApiError::from(CoreError::InvalidCredentials)
+            .detail("No active account found with the given credentials"),
+        e => e.into(),
     }
 }
 

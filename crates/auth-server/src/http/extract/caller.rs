@@ -4,7 +4,7 @@
 //! request came from ([`Client`]).
 
 use std::marker::PhantomData;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use auth_core::CoreError;
 use auth_core::directory::Actor;
@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::config::IpNet;
+use super::forwarded::client_ip;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -58,8 +58,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
-/// Where the request came from: the peer address, or the `X-Forwarded-For` client when the
-/// peer is a trusted proxy; and the user agent.
+/// Where the request came from: the peer address, or the client named by `X-Forwarded-For`
+/// or `Forwarded` when the peer is a trusted proxy ([`client_ip`]); and the user agent.
 pub struct Client(pub ClientInfo);
 
 impl FromRequestParts<AppState> for Client {
@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for Client {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let ip = peer.map(|peer| client_ip(peer, parts, &state.trusted_proxies));
+        let ip = peer.map(|peer| client_ip(peer, &parts.headers, &state.trusted_proxies));
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -84,31 +84,6 @@ impl FromRequestParts<AppState> for Client {
             user_agent,
         }))
     }
-}
-
-/// Walks `X-Forwarded-For` from the right while the hops are trusted proxies; the first
-/// untrusted address is the client. A peer that is not a trusted proxy is the client itself.
-fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(peer) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let mut client = peer;
-    for hop in hops.into_iter().rev() {
-        client = hop;
-        if !is_trusted(hop) {
-            break;
-        }
-    }
-    client
 }
 
 /// The verified caller: a valid access token of a live session, and its tenant scope.

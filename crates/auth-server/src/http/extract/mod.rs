@@ -1,11 +1,14 @@
 //! Request extractors that answer bad input with problem+json: JSON bodies (415, 413, 400,
-//! 422 naming the field), JSON-or-form bodies; and, in [`caller`], who is calling.
+//! 422 naming the field), JSON-or-form bodies; and, in [`caller`], who is calling (the
+//! client's address behind proxies in [`forwarded`]).
 
 mod caller;
+mod forwarded;
 
 pub use caller::{
     Bearer, Caller, Client, RequirePermission, TenantScope, bearer_token, require_permission,
 };
+pub use forwarded::client_ip;
 
 use auth_proto::{ErrorCode, FieldError};
 use axum::RequestExt as _;

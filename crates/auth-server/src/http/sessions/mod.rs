@@ -12,12 +12,13 @@ use super::error::ApiError;
 use super::extract::{ApiJson, Bearer, Caller, Client, MaybeJson};
 use super::respond::{no_store, rfc3339, token_body};
 use super::route::{Group, Needs};
+use crate::limits::Limit;
 use crate::state::AppState;
 
 pub fn groups() -> Vec<Group> {
     vec![
+        Group::new(Needs::WRITES.limited(Limit::RefreshIp)).routes(routes!(refresh)),
         Group::new(Needs::WRITES)
-            .routes(routes!(refresh))
             .routes(routes!(logout))
             .routes(routes!(logout_all))
             .routes(routes!(revoke_session)),

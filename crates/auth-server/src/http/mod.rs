@@ -113,6 +113,7 @@ fn api() -> (Vec<(Router<AppState>, Needs)>, OpenApiDoc) {
     }
     document_docs_routes(&mut doc);
     route::document_body_refusals(&mut doc);
+    route::describe_answers(&mut doc);
     (routers, doc)
 }
 
@@ -220,7 +221,9 @@ fn constrained(doc: &OpenApiDoc, policy: PasswordPolicy) -> serde_json::Value {
             {
                 op["responses"]["422"] = refused.clone();
             }
-            for param in op["parameters"].as_array_mut().into_iter().flatten() {
+            // `get_mut`: indexing a missing key mutably would insert a `null` parameter list.
+            let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+            for param in params.into_iter().flatten() {
                 let pattern = match param["name"].as_str() {
                     Some("tenant") => TENANT_PATTERN,
                     Some("role") | Some("name") => ROLE_PATTERN,

@@ -235,3 +235,59 @@ async fn the_login_schema_requires_a_name_and_no_password_rule() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_documented_answer_has_a_description() {
+    // OpenAPI requires one; validators (schemathesis among them) refuse the document without.
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, answer) in op["responses"].as_object().into_iter().flatten() {
+                let described = answer["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty());
+                if !described && answer.get("$ref").is_none() {
+                    missing.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "answers without a description: {missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_document_has_no_null_where_openapi_wants_a_value() {
+    // A `null` is a value only in examples, defaults and enumerations; elsewhere (a
+    // `parameters: null`, say) validators refuse the whole operation.
+    fn nulls(value: &Value, at: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Null => found.push(at.to_owned()),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    nulls(item, &format!("{at}/{i}"), found);
+                }
+            }
+            Value::Object(fields) => {
+                for (key, item) in fields {
+                    if !matches!(
+                        key.as_str(),
+                        "default" | "example" | "examples" | "enum" | "const"
+                    ) {
+                        nulls(item, &format!("{at}/{key}"), found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let mut found = Vec::new();
+    nulls(&doc, "", &mut found);
+    assert!(found.is_empty(), "null at {found:?}");
+}

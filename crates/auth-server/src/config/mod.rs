@@ -4,6 +4,7 @@
 
 mod database;
 mod definition;
+mod edge;
 mod keys;
 mod logging;
 mod net;
@@ -15,6 +16,7 @@ mod tokens;
 
 pub use database::Database;
 pub use definition::{DefaultTo, Definition, Problems, Secrecy, Setting, Value};
+pub use edge::Edge;
 pub use keys::Keys;
 pub use logging::{LogFormat, Logging};
 pub use net::{IpNet, redact_url};
@@ -28,6 +30,7 @@ pub use tokens::Tokens;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: Server,
+    pub edge: Edge,
     pub database: Database,
     pub tokens: Tokens,
     pub keys: Keys,
@@ -39,6 +42,7 @@ pub struct Config {
 /// The settings of each area, in the order `config check` lists them.
 static AREAS: &[&[&dyn Definition]] = &[
     server::SETTINGS,
+    edge::SETTINGS,
     database::SETTINGS,
     tokens::SETTINGS,
     keys::SETTINGS,
@@ -58,15 +62,19 @@ impl RawConfig {
     pub fn validate(&self) -> Result<Config, Vec<String>> {
         let mut p = Problems::default();
         let server = server::load(self, &mut p);
+        let edge = edge::load(self, &mut p);
         let database = database::load(self, &mut p);
         let tokens = tokens::load(self, &mut p, server.as_ref());
         let keys = keys::load(self, &mut p);
         let passwords = passwords::load(self, &mut p);
         let sessions = sessions::load(self, &mut p);
         let logging = logging::load(self, &mut p);
-        match (server, database, tokens, keys, passwords, sessions, logging) {
+        match (
+            server, edge, database, tokens, keys, passwords, sessions, logging,
+        ) {
             (
                 Some(server),
+                Some(edge),
                 Some(database),
                 Some(tokens),
                 Some(keys),
@@ -75,6 +83,7 @@ impl RawConfig {
                 Some(logging),
             ) if p.is_empty() => Ok(Config {
                 server,
+                edge,
                 database,
                 tokens,
                 keys,

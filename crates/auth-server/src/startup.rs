@@ -179,7 +179,8 @@ impl Application {
         let store = self.state.store.clone();
         let tasks = crate::tasks::spawn(self.state.clone(), self.revocation_poll, self.key_reload);
         let (in_flight, drained) = crate::http::InFlight::new();
-        let app = crate::http::router(self.state, &in_flight);
+        let edge = crate::http::edge::Edge::new(&self.edge);
+        let app = crate::http::router(self.state, &in_flight, &edge);
         drop(in_flight);
         let connections = crate::serve::Connections {
             tls: self.edge.tls.clone(),

@@ -61,7 +61,7 @@ static HEADER_TIMEOUT_MS: Setting<u64> = Setting {
     default: DefaultTo::Value(|| 10_000),
     range: Some(100..=300_000),
     secrecy: Secrecy::Public,
-    help: "a connection whose TLS handshake or request headers take longer is closed",
+    help: "a connection whose TLS handshake or request headers take longer (or idle as long) is closed",
 };
 
 static BODY_TIMEOUT_MS: Setting<u64> = Setting {

@@ -35,11 +35,16 @@ pub fn config_check(raw: &RawConfig) -> ExitCode {
 /// Prints the OpenAPI document of the service this configuration runs (its password policy);
 /// with the defaults when the configuration is invalid.
 pub fn openapi(raw: &RawConfig) -> ExitCode {
-    let policy = raw
+    let (policy, gated) = raw
         .validate()
-        .map(|config| config.passwords.policy)
+        .map(|config| {
+            (
+                config.passwords.policy,
+                config.edge.gateway_secret.is_some(),
+            )
+        })
         .unwrap_or_default();
-    match serde_json::to_string_pretty(&crate::http::openapi(policy)) {
+    match serde_json::to_string_pretty(&crate::http::openapi(policy, gated)) {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS

@@ -70,7 +70,10 @@ async fn serve(config: auth_server::config::Config) -> ExitCode {
         address = %app.local_addr(),
         database = %auth_server::config::redact_url(secrecy::ExposeSecret::expose_secret(&config.database.url)),
         algorithm = config.tokens.algorithm.as_str(),
-        "auth-service listening on http://{}",
+        gateway_secret = config.edge.gateway_secret.is_some(),
+        client_certificates = config.edge.client_certificates,
+        "auth-service listening on {}://{}",
+        app.scheme(),
         app.local_addr()
     );
     match app.run_until_stopped(shutdown).await {

@@ -129,6 +129,7 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    edge: crate::config::Edge,
     revocation_poll: std::time::Duration,
     key_reload: std::time::Duration,
     shutdown_drain: std::time::Duration,
@@ -145,6 +146,7 @@ impl Application {
         Ok(Self {
             listener,
             state,
+            edge: config.edge.clone(),
             revocation_poll: config.sessions.revocation_poll,
             key_reload: config.keys.reload,
             shutdown_drain: config.server.shutdown_drain,
@@ -161,6 +163,15 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.edge.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -173,14 +184,14 @@ impl Application {
         let store = self.state.store.clone();
         let tasks = crate::tasks::spawn(self.state.clone(), self.revocation_poll, self.key_reload);
         let (in_flight, drained) = crate::http::InFlight::new();
-        let app = crate::http::router(self.state, &in_flight);
+        let edge = crate::http::edge::Edge::new(&self.edge);
+        let app = crate::http::router(self.state, &in_flight, &edge);
         drop(in_flight);
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let connections = crate::serve::Connections {
+            tls: self.edge.tls.clone(),
+            header_timeout: self.edge.header_timeout,
+        };
+        crate::serve::serve(self.listener, app, connections, shutdown).await;
         // Writes whose clients went away still run on their own tasks: let them finish before
         // the pool closes under them (bounded, like any drain).
         let drain = self.shutdown_drain;

@@ -4,6 +4,7 @@
 
 mod database;
 mod definition;
+mod edge;
 mod keys;
 mod limits;
 mod logging;
@@ -16,6 +17,7 @@ mod tokens;
 
 pub use database::Database;
 pub use definition::{DefaultTo, Definition, Problems, Secrecy, Setting, Value};
+pub use edge::Edge;
 pub use keys::Keys;
 pub use limits::{Quota, Quotas, RateLimits, RedisFailure, RedisLimits};
 pub use logging::{LogFormat, Logging};
@@ -30,6 +32,7 @@ pub use tokens::Tokens;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: Server,
+    pub edge: Edge,
     pub database: Database,
     pub tokens: Tokens,
     pub keys: Keys,
@@ -42,6 +45,7 @@ pub struct Config {
 /// The settings of each area, in the order `config check` lists them.
 static AREAS: &[&[&dyn Definition]] = &[
     server::SETTINGS,
+    edge::SETTINGS,
     database::SETTINGS,
     tokens::SETTINGS,
     keys::SETTINGS,
@@ -62,6 +66,7 @@ impl RawConfig {
     pub fn validate(&self) -> Result<Config, Vec<String>> {
         let mut p = Problems::default();
         let server = server::load(self, &mut p);
+        let edge = edge::load(self, &mut p);
         let database = database::load(self, &mut p);
         let tokens = tokens::load(self, &mut p, server.as_ref());
         let keys = keys::load(self, &mut p);
@@ -70,10 +75,11 @@ impl RawConfig {
         let logging = logging::load(self, &mut p);
         let limits = limits::load(self, &mut p);
         match (
-            server, database, tokens, keys, passwords, sessions, logging, limits,
+            server, edge, database, tokens, keys, passwords, sessions, logging, limits,
         ) {
             (
                 Some(server),
+                Some(edge),
                 Some(database),
                 Some(tokens),
                 Some(keys),
@@ -83,6 +89,7 @@ impl RawConfig {
                 Some(limits),
             ) if p.is_empty() => Ok(Config {
                 server,
+                edge,
                 database,
                 tokens,
                 keys,

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin;
 pub mod compat;
 pub mod completion;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod limit;
@@ -133,10 +134,14 @@ fn alias_item(mut item: PathItem) -> PathItem {
     item
 }
 
-/// The OpenAPI 3.1 document of every route, for a service with this password policy, as
-/// JSON.
-pub fn openapi(policy: PasswordPolicy) -> serde_json::Value {
-    constrained(&api().1, policy)
+/// The OpenAPI 3.1 document of every route, for a service with this password policy (and
+/// the gateway's secret required, when `gated`), as JSON.
+pub fn openapi(policy: PasswordPolicy, gated: bool) -> serde_json::Value {
+    let mut document = constrained(&api().1, policy);
+    if gated {
+        edge::document_gateway(&mut document);
+    }
+    document
 }
 
 /// Gives every field of the document the rules the service applies to it, written once: the
@@ -275,14 +280,17 @@ fn document_docs_routes(doc: &mut OpenApiDoc) {
 }
 
 /// The complete application router: each group with what it needs (the caller checked for
-/// its permission, writes run to completion), then the cross-cutting layers.
-pub fn router(state: AppState, in_flight: &InFlight) -> Router {
+/// its permission, writes run to completion), then the cross-cutting layers, the edge's
+/// checks outside all but the request id.
+pub fn router(state: AppState, in_flight: &InFlight, edge: &edge::Edge) -> Router {
     let (groups, doc) = api();
-    // Served as it was written once: a process keeps the document's bytes, not its structure.
-    let document = axum::body::Bytes::from(
-        serde_json::to_vec(&constrained(&doc, state.accounts.policy())).unwrap_or_default(),
-    );
+    let mut document = constrained(&doc, state.accounts.policy());
     drop(doc);
+    if edge.gated() {
+        edge::document_gateway(&mut document);
+    }
+    // Served as it was written once: a process keeps the document's bytes, not its structure.
+    let document = axum::body::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
     let app = with_needs(groups, &state, in_flight).route(
         "/openapi.json",
         axum::routing::get(move || {
@@ -306,6 +314,10 @@ pub fn router(state: AppState, in_flight: &InFlight) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn_with_state(
+            edge.clone(),
+            edge::middleware,
+        ))
         .layer(axum::middleware::from_fn(request_id::middleware))
 }
 

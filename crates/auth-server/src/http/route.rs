@@ -127,10 +127,14 @@ pub fn document_needs(doc: &mut OpenApiDoc, needs: Needs) {
 /// Documents the refusals of a request body on every operation that takes one: the body
 /// extractors answer them (not JSON, too large, not the media type, not the shape).
 pub fn document_body_refusals(doc: &mut OpenApiDoc) {
-    const BODY_ERRORS: [(&str, &str); 4] = [
+    const BODY_ERRORS: [(&str, &str); 5] = [
         (
             "400",
             "`malformed_request`: the body is not valid JSON (or not a valid form)",
+        ),
+        (
+            "408",
+            "`request_timeout`: the body did not arrive within `AUTH_BODY_TIMEOUT_MS`; the connection is closed",
         ),
         ("413", "`payload_too_large`: the body is larger than 64 KiB"),
         (

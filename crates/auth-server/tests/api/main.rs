@@ -5,6 +5,8 @@
 mod admin;
 mod cli;
 mod compat;
+mod edge;
+mod edge_tls;
 mod errors;
 mod helpers;
 mod hostile;

@@ -101,18 +101,22 @@ async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     Ok(if rest.is_empty() { first } else { rest.into() })
 }
 
-/// A body that could not be read: too large (413), or cut off or malformed (400).
+/// A body that could not be read: too large (413), too slow (408), or cut off or malformed
+/// (400).
 fn unreadable(error: axum::Error) -> ApiError {
     let error = error.into_inner();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
     while let Some(e) = source {
         if e.is::<LengthLimitError>() {
+            return super::edge::too_large();
+        }
+        if e.is::<super::edge::BodyTimedOut>() {
             return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                "Body too large",
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::RequestTimeout,
+                "Request timeout",
             )
-            .detail("request bodies are limited to 64 KiB");
+            .detail("the request body did not arrive in time");
         }
         source = e.source();
     }

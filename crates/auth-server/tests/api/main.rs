@@ -3,6 +3,7 @@
 //! it over HTTP.
 
 mod admin;
+mod audit;
 mod cli;
 mod compat;
 mod errors;

@@ -328,7 +328,11 @@ mod tests {
             let failure = kind.as_str().ends_with(".failed")
                 || kind.as_str().ends_with(".locked")
                 || kind == AuditKind::RefreshTokenReused;
-            let expected = if failure { Outcome::Failure } else { Outcome::Success };
+            let expected = if failure {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
             assert_eq!(kind.outcome(), expected, "{kind}");
         }
     }

@@ -112,8 +112,18 @@ impl RotationCause<'_> {
                 Some(actor.user_id),
                 client.clone(),
             ),
-            Self::CommandLine => ("cli", TenantId::default_tenant(), None, ClientInfo::default()),
-            Self::Schedule => ("schedule", TenantId::default_tenant(), None, ClientInfo::default()),
+            Self::CommandLine => (
+                "cli",
+                TenantId::default_tenant(),
+                None,
+                ClientInfo::default(),
+            ),
+            Self::Schedule => (
+                "schedule",
+                TenantId::default_tenant(),
+                None,
+                ClientInfo::default(),
+            ),
         };
         AuditEvent::new(AuditKind::KeyRotated, &tenant, now)
             .actor(actor)

@@ -7,7 +7,7 @@ use auth_core::CoreError;
 use auth_core::domain::TenantId;
 use auth_core::service::{Origin, Registration};
 use auth_core::session::ClientInfo;
-use auth_core::signing::{RotationCause, Rotated};
+use auth_core::signing::{Rotated, RotationCause};
 
 use crate::config::{Config, RawConfig};
 use crate::startup::{build_state, open_store};
@@ -213,19 +213,20 @@ pub async fn keys(config: &Config, rotate: bool) -> ExitCode {
     let keys = state.keys();
     let result = if rotate {
         keys.rotate(auth_core::now_unix(), RotationCause::CommandLine)
-            .await.map(|r| match r {
-            Rotated::Active(kid) => println!("key {kid} is now signing"),
-            Rotated::Scheduled { kid, activates_at } => {
-                println!(
-                    "key {kid} published; it signs from {}",
+            .await
+            .map(|r| match r {
+                Rotated::Active(kid) => println!("key {kid} is now signing"),
+                Rotated::Scheduled { kid, activates_at } => {
+                    println!(
+                        "key {kid} published; it signs from {}",
+                        crate::format::rfc3339(activates_at)
+                    )
+                }
+                Rotated::AlreadyScheduled { kid, activates_at } => println!(
+                    "a rotation is already scheduled: key {kid} signs from {}",
                     crate::format::rfc3339(activates_at)
-                )
-            }
-            Rotated::AlreadyScheduled { kid, activates_at } => println!(
-                "a rotation is already scheduled: key {kid} signs from {}",
-                crate::format::rfc3339(activates_at)
-            ),
-        })
+                ),
+            })
     } else {
         keys.list().await.map(|list| {
             println!(

@@ -95,8 +95,9 @@ type AuditRow = (
 
 /// What a select of [`AUDIT_COLUMNS`] reads.
 pub(crate) fn audit_record(row: AuditRow) -> AuditRecord {
-    let (id, tenant, kind, actor_id, user_id, session_id, ip, user_agent, request_id, outcome) =
-        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9);
+    let (id, tenant, kind, actor_id, user_id, session_id, ip, user_agent, request_id, outcome) = (
+        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,
+    );
     AuditRecord {
         id,
         tenant,
@@ -156,7 +157,10 @@ impl AuditRepository for Store {
                 (KIND, " AND kind = ?"),
                 (SINCE, " AND created_at >= ?"),
                 (UNTIL, " AND created_at < ?"),
-                (AFTER, " AND (created_at < ? OR (created_at = ? AND id < ?))"),
+                (
+                    AFTER,
+                    " AND (created_at < ? OR (created_at = ? AND id < ?))",
+                ),
             ] {
                 if shape & bit != 0 {
                     text.push_str(filter);

@@ -1,8 +1,8 @@
 //! Signing keys.
 
 use auth_core::StoreError;
-use auth_core::keys::{KeyState, StoredKey};
 use auth_core::audit::AuditEvent;
+use auth_core::keys::{KeyState, StoredKey};
 use auth_core::repo::{KeyRepository, Record, UnitOfWork};
 use sqlx::{Any, FromRow};
 use tracing::instrument;

@@ -444,7 +444,11 @@ impl RefreshRotation for Store {
             conn.finish();
             return Ok(RotationOutcome::Declined);
         };
-        let audit_ids: Vec<String> = records.audit_events().iter().map(|_| new_audit_id()).collect();
+        let audit_ids: Vec<String> = records
+            .audit_events()
+            .iter()
+            .map(|_| new_audit_id())
+            .collect();
         let stmt = rotation_args(
             self.backend(),
             token_hash,

@@ -16,7 +16,12 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const OLD_ROWS: [(&str, &str, Option<&str>, &str); 7] = [
     ("a1", "login.failed", Some("u1"), "{}"),
     ("a2", "token.refreshed", Some("u1"), "{}"),
-    ("a3", "refresh_token.reused", Some("u1"), r#"{"rotated_at":5}"#),
+    (
+        "a3",
+        "refresh_token.reused",
+        Some("u1"),
+        r#"{"rotated_at":5}"#,
+    ),
     ("a4", "session.logout", Some("u1"), "{}"),
     ("a5", "user.disabled", Some("u1"), r#"{"actor":"admin-1"}"#),
     ("a6", "password.set", Some("u1"), r#"{"by":"admin-2"}"#),
@@ -78,14 +83,21 @@ async fn check(url: &str, folder: &str) {
 
     let store = Store::connect(url, &StoreOptions::default()).await.unwrap();
     store.migrate().await.unwrap();
-    let rows: Vec<(String, String, Option<String>, String, String, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT id, kind, actor_id, outcome, details, request_id, ip FROM audit_events \
+    let rows: Vec<(
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT id, kind, actor_id, outcome, details, request_id, ip FROM audit_events \
              ORDER BY id",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
     assert_eq!(rows.len(), OLD_ROWS.len(), "{rows:?}");
     for (row, (id, kind, actor, outcome)) in rows.iter().zip(MIGRATED) {
         assert_eq!(row.0, id);
@@ -96,7 +108,10 @@ async fn check(url: &str, folder: &str) {
         );
         let old = OLD_ROWS.iter().find(|r| r.0 == id).unwrap();
         assert_eq!(row.4, old.3, "{id}: details kept");
-        assert_eq!((row.5.as_deref(), row.6.as_deref()), (None, Some("10.0.0.1")));
+        assert_eq!(
+            (row.5.as_deref(), row.6.as_deref()),
+            (None, Some("10.0.0.1"))
+        );
     }
     let admins_read_audit: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM role_permissions \

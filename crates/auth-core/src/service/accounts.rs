@@ -81,16 +81,13 @@ where
         };
         // Boxed: the future waits for a hashing place first, and an unboxed one is as large
         // as its largest step (the queries') for all of its life.
-        let user = Box::pin(
-            self.repo
-                .write(move |tx| {
-                    Box::pin(async move {
-                        let user = tx.insert_user(user).await?;
-                        tx.audit(event);
-                        Ok(user)
-                    })
-                }),
-        )
+        let user = Box::pin(self.repo.write(move |tx| {
+            Box::pin(async move {
+                let user = tx.insert_user(user).await?;
+                tx.audit(event);
+                Ok(user)
+            })
+        }))
         .await
         .map_err(|e| match e {
             StoreError::DuplicateEmail => CoreError::EmailTaken,

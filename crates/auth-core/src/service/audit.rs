@@ -3,7 +3,9 @@
 
 use tracing::instrument;
 
-use crate::audit::{AuditKind, AuditPosition, AuditQuery, AuditRecord, AuditRepository, MAX_AUDIT_PAGE};
+use crate::audit::{
+    AuditKind, AuditPosition, AuditQuery, AuditRecord, AuditRepository, MAX_AUDIT_PAGE,
+};
 use crate::directory::Actor;
 use crate::domain::{TenantId, UserId};
 use crate::{CoreError, now_unix};
@@ -166,7 +168,11 @@ mod tests {
         for at in 1..=5 {
             repo.push_audit(AuditEvent::new(AuditKind::LoginSucceeded, &acme, at).by_user(user));
         }
-        repo.push_audit(AuditEvent::new(AuditKind::LoginFailed, &TenantId::trusted("beta"), 9));
+        repo.push_audit(AuditEvent::new(
+            AuditKind::LoginFailed,
+            &TenantId::trusted("beta"),
+            9,
+        ));
         let audit = AuditService::new(repo);
         let admin = admin_of("acme");
         let (first, next) = audit
@@ -181,7 +187,13 @@ mod tests {
         assert_eq!(rest.iter().map(|e| e.at).collect::<Vec<_>>(), [3, 2, 1]);
         assert!(end.is_none());
         let beta = audit
-            .list(&admin, Some(TenantId::trusted("beta")), AuditFilter::default(), None, 10)
+            .list(
+                &admin,
+                Some(TenantId::trusted("beta")),
+                AuditFilter::default(),
+                None,
+                10,
+            )
             .await;
         assert!(matches!(beta, Err(CoreError::NotFound)), "{beta:?}");
         let failed = AuditFilter {
@@ -219,7 +231,11 @@ mod tests {
         let (items, _) = audit.own_activity(user, &acme, None, 50).await.unwrap();
         let kinds: Vec<&str> = items.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["login.failed", "user.disabled", "login.succeeded"]);
-        assert_eq!(items[0].ip.as_deref(), Some("10.6.6.6"), "an attempt on the account shows");
+        assert_eq!(
+            items[0].ip.as_deref(),
+            Some("10.6.6.6"),
+            "an attempt on the account shows"
+        );
         assert_eq!(items[1].actor_id, None);
         assert_eq!(items[1].ip, None);
         assert_eq!(items[1].request_id, None);

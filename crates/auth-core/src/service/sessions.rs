@@ -616,7 +616,10 @@ mod tests {
             [AuditKind::SignedUp, AuditKind::LoginSucceeded]
         );
         let login = repo.audit_events().pop().unwrap();
-        assert_eq!((login.actor_id, login.user_id), (Some(user.id), Some(user.id)));
+        assert_eq!(
+            (login.actor_id, login.user_id),
+            (Some(user.id), Some(user.id))
+        );
         assert_eq!(login.session_id, Some(issued.session_id));
     }
 
@@ -637,7 +640,10 @@ mod tests {
             .unwrap_err();
         repo.set_disabled(user.id);
         let disabled = svc.login(credentials("ann@example.com")).await.unwrap_err();
-        assert!(matches!(disabled, CoreError::AccountDisabled), "{disabled:?}");
+        assert!(
+            matches!(disabled, CoreError::AccountDisabled),
+            "{disabled:?}"
+        );
         let failed: Vec<_> = repo
             .audit_events()
             .into_iter()

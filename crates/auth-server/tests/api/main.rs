@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod audit_query;
 mod cli;
 mod compat;
 mod errors;

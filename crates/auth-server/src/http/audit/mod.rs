@@ -249,7 +249,10 @@ mod tests {
     fn the_document_states_the_patterns_and_types_the_service_applies() {
         let doc = crate::http::openapi(auth_core::password::PasswordPolicy::default());
         for (path, names) in [
-            ("/auth/admin/audit", &["user_id", "cursor", "type", "limit"][..]),
+            (
+                "/auth/admin/audit",
+                &["user_id", "cursor", "type", "limit"][..],
+            ),
             ("/auth/me/activity", &["cursor", "limit"][..]),
         ] {
             let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
@@ -265,11 +268,21 @@ mod tests {
                 match *name {
                     "user_id" => assert_eq!(schema["pattern"], USER_PATTERN),
                     "cursor" => assert_eq!(schema["pattern"], CURSOR_PATTERN),
-                    "limit" => assert_eq!((schema["minimum"].clone(), schema["maximum"].clone()), (1.into(), 200.into())),
-                    _ => assert_eq!(schema["enum"].as_array().unwrap().len(), AuditKind::ALL.len(), "{schema}"),
+                    "limit" => assert_eq!(
+                        (schema["minimum"].clone(), schema["maximum"].clone()),
+                        (1.into(), 200.into())
+                    ),
+                    _ => assert_eq!(
+                        schema["enum"].as_array().unwrap().len(),
+                        AuditKind::ALL.len(),
+                        "{schema}"
+                    ),
                 }
             }
-            assert!(doc["paths"][path]["get"]["responses"]["422"].is_object(), "{path}");
+            assert!(
+                doc["paths"][path]["get"]["responses"]["422"].is_object(),
+                "{path}"
+            );
         }
     }
 
@@ -280,7 +293,10 @@ mod tests {
             id: uuid::Uuid::now_v7().to_string(),
         };
         let cursor = cursor_of(&position).unwrap();
-        assert!(regex::Regex::new(CURSOR_PATTERN).unwrap().is_match(&cursor), "{cursor}");
+        assert!(
+            regex::Regex::new(CURSOR_PATTERN).unwrap().is_match(&cursor),
+            "{cursor}"
+        );
         assert_eq!(cursor_position(&cursor).unwrap(), position);
         assert!(cursor_position(&"f".repeat(48)).is_ok());
         for bad in ["", "00", &"g".repeat(48), &"A".repeat(48), &"0".repeat(50)] {
@@ -298,7 +314,13 @@ mod tests {
             assert!(pattern.is_match(good), "{good}");
             assert_eq!(user_filter(good).unwrap(), *good);
         }
-        for bad in ["", "erased:", "alice", &id.to_uppercase(), &format!("{id}x")] {
+        for bad in [
+            "",
+            "erased:",
+            "alice",
+            &id.to_uppercase(),
+            &format!("{id}x"),
+        ] {
             assert!(!pattern.is_match(bad), "{bad:?}");
             assert!(user_filter(bad).is_err(), "{bad:?}");
         }

@@ -39,6 +39,17 @@ const MIGRATED: [(&str, &str, Option<&str>, &str); 7] = [
     ("a7", "tenant.created", None, "success"),
 ];
 
+/// A row read back: id, type, actor, outcome, details, request id, ip.
+type MigratedRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 /// The migrations before 0006 of a backend's folder, copied to a folder of their own.
 fn migrations_before_0006(folder: &str) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,15 +94,7 @@ async fn check(url: &str, folder: &str) {
 
     let store = Store::connect(url, &StoreOptions::default()).await.unwrap();
     store.migrate().await.unwrap();
-    let rows: Vec<(
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<MigratedRow> = sqlx::query_as(
         "SELECT id, kind, actor_id, outcome, details, request_id, ip FROM audit_events \
              ORDER BY id",
     )

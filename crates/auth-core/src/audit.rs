@@ -298,8 +298,8 @@ pub trait AuditRepository: Send + Sync {
         query: &AuditQuery,
     ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 
-    /// Deletes at most `batch` entries older than `before`, in one short transaction; how
-    /// many it deleted.
+    /// Deletes at most `batch` entries older than `before`, in one short transaction (none
+    /// when nothing is due: a read tells); how many it deleted.
     fn purge_audit(
         &self,
         before: i64,

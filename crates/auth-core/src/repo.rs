@@ -386,18 +386,23 @@ pub trait KeyRepository: Send + Sync {
     /// Every key, removed ones included, oldest first.
     fn all_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
 
-    /// Inserts a key in state `next`; `activated_at` is when it is due to start signing.
+    /// Inserts a key in state `next`; `activated_at` is when it is due to start signing. The
+    /// rotation's audit event is stored in the same transaction (key writes are not units of
+    /// work of the services, so they take it here).
     fn insert_next_key(
         &self,
         key: StoredKey,
+        audit: AuditEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// In one transaction: the active key becomes retired and `new_kid` (in state `next`)
-    /// becomes active. Returns false (changing nothing) when another instance did it first.
+    /// becomes active, with `audit` when given. Returns false (changing nothing, recording
+    /// nothing) when another instance did it first.
     fn promote_key(
         &self,
         new_kid: &str,
         now: i64,
+        audit: Option<AuditEvent>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Marks keys retired before `retired_before` as removed; returns how many.

@@ -40,11 +40,14 @@ impl SessionSettings {
     }
 }
 
-/// Where a request came from, recorded with sessions and audit events.
+/// Where a request came from, recorded with sessions and audit events (sessions keep the
+/// address and user agent; audit events also the request id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
 }
 
 /// A session as stored.

@@ -5,6 +5,12 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::audit::{AuditEvent, AuditKind};
+use crate::directory::Actor;
+use crate::domain::TenantId;
+use crate::session::ClientInfo;
 
 use crate::error::Requirement;
 use crate::keys::{KeyState, KeyVault, StoredKey};
@@ -82,6 +88,50 @@ pub struct KeyManager<'a, R> {
     pub rotation: RotationSettings,
 }
 
+/// What started a rotation, for its audit event (`key.rotated`).
+#[derive(Debug, Clone, Copy)]
+pub enum RotationCause<'a> {
+    /// An administrator, through the admin API.
+    Admin {
+        actor: &'a Actor,
+        client: &'a ClientInfo,
+    },
+    /// `auth-service keys rotate`.
+    CommandLine,
+    /// The automatic rotation (`AUTH_KEY_ROTATION_DAYS`).
+    Schedule,
+}
+
+impl RotationCause<'_> {
+    /// The audit event of a rotation that made `kid` the key signing from `signs_from`.
+    fn event(&self, kid: &str, signs_from: i64, now: i64) -> AuditEvent {
+        let (trigger, tenant, actor, client) = match *self {
+            Self::Admin { actor, client } => (
+                "admin",
+                actor.tenant.clone(),
+                Some(actor.user_id),
+                client.clone(),
+            ),
+            Self::CommandLine => (
+                "cli",
+                TenantId::default_tenant(),
+                None,
+                ClientInfo::default(),
+            ),
+            Self::Schedule => (
+                "schedule",
+                TenantId::default_tenant(),
+                None,
+                ClientInfo::default(),
+            ),
+        };
+        AuditEvent::new(AuditKind::KeyRotated, &tenant, now)
+            .actor(actor)
+            .client(&client)
+            .detail(json!({ "kid": kid, "signs_from": signs_from, "trigger": trigger }))
+    }
+}
+
 /// What [`KeyManager::rotate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotated {
@@ -108,13 +158,16 @@ impl<R: KeyRepository> KeyManager<'_, R> {
 
     /// Creates a new key: published now, signing after the propagation delay (at once when
     /// the delay is zero).
-    pub async fn rotate(&self, now: i64) -> Result<Rotated, CoreError> {
+    /// The rotation is recorded (`key.rotated`, with `cause`) in the transaction of the key's
+    /// creation (or of its promotion, when an already scheduled key is due).
+    pub async fn rotate(&self, now: i64, cause: RotationCause<'_>) -> Result<Rotated, CoreError> {
         self.require_eddsa()?;
         let keys = self.repo.published_keys().await?;
         if let Some(next) = keys.iter().find(|k| k.state == KeyState::Next) {
             let activates_at = next.activated_at.unwrap_or(now);
             if self.rotation.propagation.is_zero() || activates_at <= now {
-                self.repo.promote_key(&next.kid, now).await?;
+                let event = cause.event(&next.kid, now, now);
+                self.repo.promote_key(&next.kid, now, Some(event)).await?;
                 self.reload().await?;
                 return Ok(Rotated::Active(next.kid.clone()));
             }
@@ -127,10 +180,11 @@ impl<R: KeyRepository> KeyManager<'_, R> {
         let activates_at = now + self.rotation.propagation.as_secs() as i64;
         key.activated_at = Some(activates_at);
         let kid = key.kid.clone();
-        self.repo.insert_next_key(key).await?;
+        let event = cause.event(&kid, activates_at, now);
+        self.repo.insert_next_key(key, event).await?;
         tracing::info!(%kid, activates_at, "new signing key published");
         let result = if self.rotation.propagation.is_zero() {
-            self.repo.promote_key(&kid, now).await?;
+            self.repo.promote_key(&kid, now, None).await?;
             Rotated::Active(kid)
         } else {
             Rotated::Scheduled { kid, activates_at }
@@ -148,7 +202,7 @@ impl<R: KeyRepository> KeyManager<'_, R> {
         let keys = self.repo.published_keys().await?;
         let next = keys.iter().find(|k| k.state == KeyState::Next);
         if let Some(next) = next.filter(|k| k.activated_at.is_some_and(|at| at <= now)) {
-            if self.repo.promote_key(&next.kid, now).await? {
+            if self.repo.promote_key(&next.kid, now, None).await? {
                 tracing::info!(kid = %next.kid, "signing key promoted to active");
             }
         } else if let (None, Some(every)) = (next, self.rotation.every) {
@@ -157,7 +211,7 @@ impl<R: KeyRepository> KeyManager<'_, R> {
                 k.activated_at.unwrap_or(k.created_at) + every.as_secs() as i64 <= now
             });
             if due {
-                self.rotate(now).await?;
+                self.rotate(now, RotationCause::Schedule).await?;
             }
         }
         let lifetime = self.tokens.settings().access_ttl.as_secs() as i64 + LEEWAY_SECONDS as i64;

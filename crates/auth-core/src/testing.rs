@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::StoreError;
-use crate::audit::{AuditEvent, AuditKind};
+use crate::audit::{AuditEvent, AuditKind, AuditQuery, AuditRecord, AuditRepository};
 use crate::domain::{
     LoginName, NewUser, Permission, RoleName, SessionId, TenantId, User, UserCredentials, UserId,
     Username, order_roles,
@@ -157,6 +157,16 @@ impl MemoryRepo {
         self.state().audit.iter().map(|e| e.kind).collect()
     }
 
+    /// The stored audit events, oldest first.
+    pub fn audit_events(&self) -> Vec<AuditEvent> {
+        self.state().audit.clone()
+    }
+
+    /// Stores an audit event as if a unit of work had recorded it.
+    pub fn push_audit(&self, event: AuditEvent) {
+        self.state().audit.push(event);
+    }
+
     pub fn user_count(&self) -> usize {
         self.state().users.len()
     }
@@ -170,6 +180,12 @@ impl MemoryRepo {
     }
 
     /// Replaces a user's stored hash directly, as an import of an older service's hash would.
+    pub fn set_disabled(&self, id: UserId) {
+        if let Some(u) = self.state().user_mut(&id) {
+            u.user.disabled = true;
+        }
+    }
+
     pub fn put_password_hash(&self, id: UserId, hash: &str) {
         if let Some(u) = self.state().user_mut(&id) {
             u.password_hash = hash.to_owned();
@@ -718,5 +734,55 @@ impl RefreshRotation for MemoryRepo {
 impl HealthRepository for MemoryRepo {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// Entries are identified by their position, zero-padded so ids compare as their order.
+impl AuditRepository for MemoryRepo {
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let state = self.state();
+        let mut rows: Vec<AuditRecord> = state
+            .audit
+            .iter()
+            .enumerate()
+            .map(|(i, e)| AuditRecord {
+                id: format!("{i:08}"),
+                tenant: e.tenant.as_str().to_owned(),
+                kind: e.kind.as_str().to_owned(),
+                actor_id: e.actor_id.map(|id| id.to_string()),
+                user_id: e.user_id.map(|id| id.to_string()),
+                session_id: e.session_id.map(|id| id.to_string()),
+                ip: e.client.ip.clone(),
+                user_agent: e.client.user_agent.clone(),
+                request_id: e.client.request_id.clone(),
+                outcome: e.outcome.as_str().to_owned(),
+                detail: e.detail.clone(),
+                at: e.at,
+            })
+            .filter(|r| r.tenant == q.tenant.as_str())
+            .filter(|r| q.user.is_none() || r.user_id == q.user)
+            .filter(|r| q.kind.is_none_or(|k| r.kind == k.as_str()))
+            .filter(|r| q.since.is_none_or(|t| r.at >= t))
+            .filter(|r| q.until.is_none_or(|t| r.at < t))
+            .filter(|r| {
+                q.after
+                    .as_ref()
+                    .is_none_or(|p| (r.at, r.id.as_str()) < (p.at, p.id.as_str()))
+            })
+            .collect();
+        rows.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+        rows.truncate(q.limit);
+        Ok(rows)
+    }
+
+    async fn purge_audit(&self, before: i64, batch: usize) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let mut purged = 0;
+        state.audit.retain(|e| {
+            let purge = e.at < before && purged < batch;
+            purged += usize::from(purge);
+            !purge
+        });
+        Ok(purged as u64)
     }
 }

@@ -217,3 +217,39 @@ pub struct UserExportBody {
     /// RFC 3339.
     pub exported_at: String,
 }
+
+/// One audit log entry (`GET /auth/admin/audit`, `GET /auth/me/activity`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditItem {
+    pub id: String,
+    /// RFC 3339.
+    pub at: String,
+    /// The event type, a dotted name such as `login.failed` (docs/AUDIT.md lists them).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who acted: the user itself or an administrator; `null` for the command line, the
+    /// service's own tasks and callers not known (a failed login). In a user's own activity,
+    /// `null` also when an administrator acted.
+    pub actor_id: Option<String>,
+    /// The user the event is about.
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub tenant: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The `x-request-id` of the request that caused it.
+    pub request_id: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// What else is known, never a secret (why a login failed, the roles given, ...).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// A page of audit entries, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditItem>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use auth_core::CoreError;
 use auth_core::domain::TenantId;
-use auth_core::service::Registration;
+use auth_core::service::{Origin, Registration};
 use auth_core::session::ClientInfo;
-use auth_core::signing::Rotated;
+use auth_core::signing::{Rotated, RotationCause};
 
 use crate::config::{Config, RawConfig};
 use crate::startup::{build_state, open_store};
@@ -89,7 +89,9 @@ pub async fn create_user(
         Err(m) => return report(CoreError::invalid("tenant", m)),
     };
     let registration = match Registration::parse(email, username, password, roles) {
-        Ok(r) => r.in_tenant(tenant.clone()),
+        Ok(r) => r
+            .in_tenant(tenant.clone())
+            .made_by(Origin::CommandLine, &Default::default()),
         Err(e) => return report(e),
     };
     let state = match open_state(config).await {
@@ -215,19 +217,21 @@ pub async fn keys(config: &Config, rotate: bool) -> ExitCode {
     };
     let keys = state.keys();
     let result = if rotate {
-        keys.rotate(auth_core::now_unix()).await.map(|r| match r {
-            Rotated::Active(kid) => println!("key {kid} is now signing"),
-            Rotated::Scheduled { kid, activates_at } => {
-                println!(
-                    "key {kid} published; it signs from {}",
+        keys.rotate(auth_core::now_unix(), RotationCause::CommandLine)
+            .await
+            .map(|r| match r {
+                Rotated::Active(kid) => println!("key {kid} is now signing"),
+                Rotated::Scheduled { kid, activates_at } => {
+                    println!(
+                        "key {kid} published; it signs from {}",
+                        crate::format::rfc3339(activates_at)
+                    )
+                }
+                Rotated::AlreadyScheduled { kid, activates_at } => println!(
+                    "a rotation is already scheduled: key {kid} signs from {}",
                     crate::format::rfc3339(activates_at)
-                )
-            }
-            Rotated::AlreadyScheduled { kid, activates_at } => println!(
-                "a rotation is already scheduled: key {kid} signs from {}",
-                crate::format::rfc3339(activates_at)
-            ),
-        })
+                ),
+            })
     } else {
         keys.list().await.map(|list| {
             println!(

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use auth_core::password::PasswordHasher;
 use auth_core::revocation::RevocationList;
-use auth_core::service::{AccountService, DirectoryService, SessionService, TokenChecks};
+use auth_core::service::{
+    AccountService, AuditService, DirectoryService, SessionService, TokenChecks,
+};
 use auth_core::signing::{SigningMode, start_token_service};
 use auth_core::token::JwtAlgorithm;
 use auth_core::token::LEEWAY_SECONDS;
@@ -91,6 +93,8 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     let tokens = Arc::new(tokens);
     let state = AppState::new(Shared {
         directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone()),
+        audit: AuditService::new(store.clone()),
+        audit_retention_days: config.logging.audit_retention_days,
         accounts: AccountService::new(
             store.clone(),
             hasher.clone(),

@@ -4,7 +4,9 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use auth_core::service::{AccountService, DirectoryService, SessionService, TokenChecks};
+use auth_core::service::{
+    AccountService, AuditService, DirectoryService, SessionService, TokenChecks,
+};
 use auth_core::signing::{KeyManager, RotationSettings};
 use auth_store::Store;
 use secrecy::SecretString;
@@ -20,6 +22,9 @@ pub struct Shared {
     pub accounts: AccountService<Store>,
     pub sessions: SessionService<Store>,
     pub directory: DirectoryService<Store>,
+    pub audit: AuditService<Store>,
+    /// Days the audit log keeps an entry (0: forever); purged by a background task.
+    pub audit_retention_days: u32,
     pub checks: TokenChecks,
     pub store: Store,
     pub master_key: Option<SecretString>,

@@ -1,6 +1,6 @@
 //! Background tasks of every instance: reading revocations made by other instances, key
-//! upkeep (promotion, automatic rotation, removal, reload) and forgetting old failed-login
-//! counts. They stop with the server.
+//! upkeep (promotion, automatic rotation, removal, reload), forgetting old failed-login counts
+//! and the audit log's retention purge. All stop with the server.
 
 use std::time::Duration;
 
@@ -52,19 +52,42 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
             }
         })
     };
-    let keys = every(key_reload, stopped, move || {
+    let keys = {
         let state = state.clone();
-        async move {
-            if let Err(e) = state.keys().tick(now_unix()).await {
-                tracing::warn!(error = %e, "signing-key upkeep failed; will retry");
+        every(key_reload, stopped.clone(), move || {
+            let state = state.clone();
+            async move {
+                if let Err(e) = state.keys().tick(now_unix()).await {
+                    tracing::warn!(error = %e, "signing-key upkeep failed; will retry");
+                }
+            }
+        })
+    };
+    // At start, then hourly: entries expire by the day, and any instance may run it (a purge
+    // deletes what is due, whoever runs it).
+    let retention = tokio::spawn(async move {
+        let mut stopped = stopped;
+        let mut ticker = tokio::time::interval(AUDIT_PURGE_PERIOD);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(e) = state.audit.purge(state.audit_retention_days).await {
+                        tracing::warn!(error = %e, "audit log purge failed; will retry");
+                    }
+                }
+                _ = stopped.changed() => break,
             }
         }
     });
     Tasks {
         stop,
-        handles: vec![revocations, login_failures, keys],
+        handles: vec![revocations, login_failures, keys, retention],
     }
 }
+
+/// How often the audit log's retention purge runs.
+const AUDIT_PURGE_PERIOD: Duration = Duration::from_secs(3600);
 
 /// Runs `job` every `period` until told to stop.
 fn every<F, Fut>(period: Duration, mut stopped: watch::Receiver<bool>, job: F) -> JoinHandle<()>

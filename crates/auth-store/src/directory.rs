@@ -12,6 +12,7 @@ use auth_core::session::Session;
 use sqlx::{Any, Row};
 use tracing::instrument;
 
+use crate::audit::{AUDIT_COLUMNS, fetch_audit};
 use crate::dialect::{Stmt, portable, sql};
 use crate::sessions::{SESSION_COLUMNS, SessionRow};
 use crate::unit::StoreTx;
@@ -182,12 +183,19 @@ impl DirectoryWrites for StoreTx {
             );
             self.execute(Stmt::new(tombstones).bind(now).bind(id.as_str()))
                 .await?;
-            let pseudonymize = portable!(
-                backend,
-                "UPDATE audit_events SET user_id = ? WHERE user_id = ?"
-            );
-            self.execute(Stmt::new(pseudonymize).bind(pseudonym).bind(id.as_str()))
-                .await?;
+            for pseudonymize in [
+                portable!(
+                    backend,
+                    "UPDATE audit_events SET user_id = ? WHERE user_id = ?"
+                ),
+                portable!(
+                    backend,
+                    "UPDATE audit_events SET actor_id = ? WHERE actor_id = ?"
+                ),
+            ] {
+                self.execute(Stmt::new(pseudonymize).bind(pseudonym).bind(id.as_str()))
+                    .await?;
+            }
             // Sessions, their refresh tokens and the user's roles go with the row.
             let delete = portable!(backend, "DELETE FROM users WHERE id = ?");
             let n = self.execute(Stmt::new(delete).bind(id)).await?;
@@ -477,41 +485,12 @@ impl DirectoryReads for Store {
     async fn audit_of(&self, user: UserId) -> Result<Vec<AuditRecord>, StoreError> {
         let select = portable!(
             self.backend(),
-            "SELECT id, tenant_id, kind, user_id, session_id, ip, user_agent, detail, created_at \
-             FROM audit_events WHERE user_id = ? ORDER BY created_at, id"
-        );
-        type Row = (
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            i64,
-        );
-        let rows = sqlx::query_as::<Any, Row>(select)
-            .bind(user.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, tenant, kind, user_id, session_id, ip, user_agent, detail, at)| AuditRecord {
-                    id,
-                    tenant,
-                    kind,
-                    user_id,
-                    session_id,
-                    ip,
-                    user_agent,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                    at,
-                },
+            format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE user_id = ? \
+                 ORDER BY created_at, id"
             )
-            .collect())
+        );
+        fetch_audit(self, select, vec![user.to_string().into()]).await
     }
 }
 

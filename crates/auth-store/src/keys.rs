@@ -1,8 +1,9 @@
 //! Signing keys.
 
 use auth_core::StoreError;
+use auth_core::audit::AuditEvent;
 use auth_core::keys::{KeyState, StoredKey};
-use auth_core::repo::{KeyRepository, UnitOfWork};
+use auth_core::repo::{KeyRepository, Record, UnitOfWork};
 use sqlx::{Any, FromRow};
 use tracing::instrument;
 
@@ -62,7 +63,12 @@ impl Store {
     }
 
     /// Inserts a key in the given state.
-    async fn insert_key(&self, key: StoredKey, state: KeyState) -> Result<(), StoreError> {
+    async fn insert_key(
+        &self,
+        key: StoredKey,
+        state: KeyState,
+        audit: Option<AuditEvent>,
+    ) -> Result<(), StoreError> {
         let insert = portable!(
             self.backend(),
             "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, state, \
@@ -76,8 +82,16 @@ impl Store {
             .bind(state.as_str())
             .bind(key.created_at)
             .bind(key.activated_at);
-        self.write(move |tx| Box::pin(async move { tx.execute(stmt).await.map(drop) }))
-            .await
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(stmt).await?;
+                if let Some(event) = audit {
+                    tx.audit(event);
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }
 
@@ -93,12 +107,17 @@ impl KeyRepository for Store {
     }
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]
-    async fn insert_next_key(&self, key: StoredKey) -> Result<(), StoreError> {
-        self.insert_key(key, KeyState::Next).await
+    async fn insert_next_key(&self, key: StoredKey, audit: AuditEvent) -> Result<(), StoreError> {
+        self.insert_key(key, KeyState::Next, Some(audit)).await
     }
 
     #[instrument(skip_all, err, fields(kid = %new_kid))]
-    async fn promote_key(&self, new_kid: &str, now: i64) -> Result<bool, StoreError> {
+    async fn promote_key(
+        &self,
+        new_kid: &str,
+        now: i64,
+        audit: Option<AuditEvent>,
+    ) -> Result<bool, StoreError> {
         let backend = self.backend();
         let kid = new_kid.to_owned();
         self.write(move |tx| {
@@ -126,6 +145,9 @@ impl KeyRepository for Store {
                 );
                 tx.execute(Stmt::new(activate).bind(now).bind(kid.as_str()))
                     .await?;
+                if let Some(event) = audit {
+                    tx.audit(event);
+                }
                 Ok(true)
             })
         })
@@ -145,7 +167,7 @@ impl KeyRepository for Store {
 
     #[instrument(skip_all, err, fields(kid = %key.kid))]
     async fn insert_first_active_key(&self, key: StoredKey) -> Result<bool, StoreError> {
-        match self.insert_key(key, KeyState::Active).await {
+        match self.insert_key(key, KeyState::Active, None).await {
             Ok(()) => Ok(true),
             // Another instance won the race: the partial unique index allows one active key.
             Err(StoreError::Conflict(_)) => Ok(false),

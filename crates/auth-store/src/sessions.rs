@@ -10,7 +10,7 @@ use auth_core::session::{ClientInfo, RefreshRecord, RevokeReason, Session};
 use sqlx::{Any, AnyConnection, FromRow, Row};
 use tracing::instrument;
 
-use crate::audit::{AUDIT_COLUMNS, AUDIT_VALUES, audit_args, clip};
+use crate::audit::{AUDIT_COLUMNS, AUDIT_VALUES, audit_args, clip, log_committed, new_audit_id};
 use crate::connect::Conn;
 use crate::dialect::{Backend, Stmt, portable, sql};
 use crate::unit::StoreTx;
@@ -42,6 +42,7 @@ impl TryFrom<SessionRow> for Session {
             client: ClientInfo {
                 ip: r.ip,
                 user_agent: r.user_agent,
+                request_id: None,
             },
             created_at: r.created_at,
             last_used_at: r.last_used_at,
@@ -142,6 +143,7 @@ fn rotation_args(
     session: SessionId,
     rotation: &Rotation,
     records: &Records,
+    audit_ids: &[String],
 ) -> Stmt {
     let sid = session.to_string();
     let sealed = rotation.successor_sealed.as_str();
@@ -165,8 +167,8 @@ fn rotation_args(
             .bind(rotation.idle_expires_at)
             .bind(sid.as_str()),
     );
-    for event in records.audit_events() {
-        stmt = claimed(stmt.extend(audit_args(event)));
+    for (id, event) in audit_ids.iter().zip(records.audit_events()) {
+        stmt = claimed(stmt.extend(audit_args(id, event)));
     }
     stmt
 }
@@ -442,16 +444,25 @@ impl RefreshRotation for Store {
             conn.finish();
             return Ok(RotationOutcome::Declined);
         };
+        let audit_ids: Vec<String> = records
+            .audit_events()
+            .iter()
+            .map(|_| new_audit_id())
+            .collect();
         let stmt = rotation_args(
             self.backend(),
             token_hash,
             record.session.id,
             &rotation,
             &records,
+            &audit_ids,
         );
         let claimed = self
             .write_rotation(conn, stmt, records.audit_events().len())
             .await?;
+        if claimed {
+            log_committed(audit_ids.iter().zip(records.audit_events()));
+        }
         Ok(if claimed {
             RotationOutcome::Rotated
         } else {

@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Database, TransactionManager};
 
 use crate::Store;
-use crate::audit::audit_insert;
+use crate::audit::{audit_insert, log_committed, new_audit_id};
 use crate::connect::Writer;
 use crate::dialect::{self, Stmt};
 
@@ -26,6 +26,8 @@ pub struct StoreTx {
     /// Writes that read nothing back, run at commit in order.
     deferred: Vec<Stmt>,
     records: Records,
+    /// The audit events being written at commit, with their ids, logged once it succeeds.
+    committing: Vec<(String, AuditEvent)>,
 }
 
 impl Record for StoreTx {
@@ -88,19 +90,32 @@ impl StoreTx {
     fn pending(&mut self) -> Vec<Stmt> {
         let backend = self.backend();
         let mut pending = std::mem::take(&mut self.deferred);
+        self.committing = self
+            .records
+            .take_audit_events()
+            .into_iter()
+            .map(|event| (new_audit_id(), event))
+            .collect();
         pending.extend(
-            self.records
-                .take_audit_events()
+            self.committing
                 .iter()
-                .map(|event| audit_insert(backend, event)),
+                .map(|(id, event)| audit_insert(backend, id, event)),
         );
         pending
+    }
+
+    /// The audit events of a committed transaction go to the log.
+    fn committed(&mut self) {
+        log_committed(self.committing.iter().map(|(id, e)| (id, e)));
+        self.committing.clear();
     }
 
     async fn commit(mut self) -> Result<(), StoreError> {
         let pending = self.pending();
         if self.open.is_none() {
-            return self.store.write_in_one_call(pending).await;
+            self.store.write_in_one_call(pending).await?;
+            self.committed();
+            return Ok(());
         }
         for stmt in pending {
             if let Err(e) = self.execute(stmt).await {
@@ -119,6 +134,7 @@ impl StoreTx {
                 if let Some(writer) = self.open.take() {
                     writer.finish();
                 }
+                self.committed();
                 Ok(())
             }
             Err(e) => {
@@ -178,6 +194,7 @@ impl UnitOfWork for Store {
             open: None,
             deferred: Vec::new(),
             records: Records::default(),
+            committing: Vec::new(),
         };
         match work(&mut tx).await {
             Ok(out) => {

@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use tracing::instrument;
 
-use super::Registration;
+use serde_json::json;
+
+use super::{Origin, Registration};
+use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{NewUser, User, UserId};
 use crate::error::TokenRejection;
 use crate::password::{PasswordHasher, PasswordPolicy};
-use crate::repo::{UnitOfWork, UserReads, UserWrites};
+use crate::repo::{Record, UnitOfWork, UserReads, UserWrites};
 use crate::revocation::RevocationList;
 use crate::token::Identity;
 use crate::{CoreError, StoreError, now_unix};
@@ -54,21 +57,37 @@ where
         self.policy
             .check(&reg.password, &reg.email, reg.username.as_ref())?;
         let password_hash = self.hasher.hash(&reg.password).await?;
+        let id = UserId::generate();
+        let now = now_unix();
+        let (kind, actor) = match reg.origin {
+            Origin::SignUp => (AuditKind::SignedUp, Some(id)),
+            Origin::Admin(admin) => (AuditKind::UserCreated, Some(admin)),
+            Origin::CommandLine => (AuditKind::UserCreated, None),
+        };
+        let roles: Vec<&str> = reg.roles.iter().map(|r| r.as_str()).collect();
+        let event = AuditEvent::new(kind, &reg.tenant, now)
+            .user(id)
+            .actor(actor)
+            .client(&reg.client)
+            .detail(json!({ "roles": roles }));
         let user = NewUser {
-            id: UserId::generate(),
+            id,
             tenant: reg.tenant,
             email: reg.email,
             username: reg.username,
             password_hash,
             roles: reg.roles,
-            now: now_unix(),
+            now,
         };
         // Boxed: the future waits for a hashing place first, and an unboxed one is as large
         // as its largest step (the queries') for all of its life.
-        let user = Box::pin(
-            self.repo
-                .write(move |tx| Box::pin(async move { tx.insert_user(user).await })),
-        )
+        let user = Box::pin(self.repo.write(move |tx| {
+            Box::pin(async move {
+                let user = tx.insert_user(user).await?;
+                tx.audit(event);
+                Ok(user)
+            })
+        }))
         .await
         .map_err(|e| match e {
             StoreError::DuplicateEmail => CoreError::EmailTaken,
@@ -131,6 +150,7 @@ mod tests {
         );
         let stored = repo.password_hash(user.id).unwrap();
         assert!(stored.starts_with("$argon2id$") && !stored.contains("correct"));
+        assert_eq!(repo.audit_kinds(), [crate::audit::AuditKind::SignedUp]);
     }
 
     #[tokio::test]

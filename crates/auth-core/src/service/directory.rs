@@ -177,9 +177,10 @@ where
         }
         if let Some(roles) = &roles {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            let previous: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
             events.push(
                 self.event(AuditKind::RolesChanged, actor, &user, client, now)
-                    .detail(json!({"actor": actor.user_id.to_string(), "roles": names})),
+                    .detail(json!({"roles": names, "previous": previous})),
             );
         }
         self.repo
@@ -258,7 +259,9 @@ where
             .write(move |tx| {
                 Box::pin(async move {
                     let found = tx.clear_lockout(&id).await?;
-                    tx.audit(event);
+                    if found {
+                        tx.audit(event);
+                    }
                     Ok(found)
                 })
             })
@@ -341,14 +344,16 @@ where
         }
         let now = now_unix();
         let event = AuditEvent::new(AuditKind::UserUpdated, &user.tenant, now)
-            .user(id)
+            .by_user(id)
             .client(client);
         let found = self
             .repo
             .write(move |tx| {
                 Box::pin(async move {
                     let found = tx.update_profile(&id, &profile, now).await?;
-                    tx.audit(event);
+                    if found {
+                        tx.audit(event);
+                    }
                     Ok(found)
                 })
             })
@@ -412,8 +417,9 @@ where
             created_at: now,
         };
         let event = AuditEvent::new(AuditKind::RoleCreated, &tenant, now)
+            .actor(Some(actor.user_id))
             .client(client)
-            .detail(role_detail(actor, &role));
+            .detail(role_detail(&role));
         let stored = role.clone();
         self.repo
             .write(move |tx| {
@@ -460,8 +466,9 @@ where
             ..existing
         };
         let event = AuditEvent::new(AuditKind::RoleUpdated, &tenant, now_unix())
+            .actor(Some(actor.user_id))
             .client(client)
-            .detail(role_detail(actor, &role));
+            .detail(role_detail(&role));
         let stored = role.clone();
         let found = self
             .repo
@@ -475,7 +482,9 @@ where
                             &stored.permissions,
                         )
                         .await?;
-                    tx.audit(event);
+                    if found {
+                        tx.audit(event);
+                    }
                     Ok(found)
                 })
             })
@@ -500,14 +509,17 @@ where
             return Err(CoreError::Forbidden(Requirement::Permission(p.clone())));
         }
         let event = AuditEvent::new(AuditKind::RoleDeleted, &tenant, now_unix())
+            .actor(Some(actor.user_id))
             .client(client)
-            .detail(role_detail(actor, &existing));
+            .detail(role_detail(&existing));
         let found = self
             .repo
             .write(move |tx| {
                 Box::pin(async move {
                     let found = tx.delete_role(&tenant, &name).await?;
-                    tx.audit(event);
+                    if found {
+                        tx.audit(event);
+                    }
                     Ok(found)
                 })
             })
@@ -536,11 +548,10 @@ where
             name,
             created_at: now_unix(),
         };
-        let mut event =
-            AuditEvent::new(AuditKind::TenantCreated, &tenant.id, tenant.created_at).client(client);
-        if let Some(actor) = actor {
-            event = event.detail(json!({"actor": actor.user_id.to_string()}));
-        }
+        let event = AuditEvent::new(AuditKind::TenantCreated, &tenant.id, tenant.created_at)
+            .actor(actor.map(|a| a.user_id))
+            .client(client)
+            .detail(json!({"name": tenant.name}));
         let stored = tenant.clone();
         self.repo
             .write(move |tx| {
@@ -624,13 +635,13 @@ where
         let now = now_unix();
         // The audit trail keeps what happened, under an id that names no one.
         let pseudonym = format!("erased:{}", UserId::generate());
-        let mut detail = json!({"subject": pseudonym});
-        if let Some(actor) = actor {
-            detail["actor"] = json!(actor.to_string());
-        }
+        // Erased by an administrator, the event names it; erased by the user itself, it names
+        // no one (the user's own id leaves the trail).
+        let by = if actor.is_some() { "admin" } else { "self" };
         let event = AuditEvent::new(AuditKind::UserDeleted, &user.tenant, now)
+            .actor(actor)
             .client(client)
-            .detail(detail);
+            .detail(json!({"subject": pseudonym, "by": by}));
         let id = user.id;
         let sessions = self
             .repo
@@ -665,8 +676,8 @@ where
     ) -> AuditEvent {
         AuditEvent::new(kind, &user.tenant, at)
             .user(user.id)
+            .actor(Some(actor.user_id))
             .client(client)
-            .detail(json!({"actor": actor.user_id.to_string()}))
     }
 }
 
@@ -679,9 +690,8 @@ fn require_superadmin(actor: Option<&Actor>) -> Result<(), CoreError> {
     }
 }
 
-fn role_detail(actor: &Actor, role: &Role) -> serde_json::Value {
+fn role_detail(role: &Role) -> serde_json::Value {
     json!({
-        "actor": actor.user_id.to_string(),
         "role": role.name.as_str(),
         "permissions": role.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
     })

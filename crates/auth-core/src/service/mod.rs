@@ -6,6 +6,7 @@
 //! values, all problems at once.
 
 mod accounts;
+mod audit;
 mod checks;
 mod directory;
 mod import;
@@ -18,6 +19,7 @@ use crate::session::{ClientInfo, RefreshToken};
 use crate::token::AccessToken;
 
 pub use accounts::AccountService;
+pub use audit::{AuditFilter, AuditPage, AuditService, PURGE_BATCH};
 pub use checks::TokenChecks;
 pub use directory::{DirectoryService, UserChanges, UserExport};
 pub use import::{ImportRecord, ImportReport, OnConflict};
@@ -31,6 +33,18 @@ pub struct Registration {
     pub username: Option<Username>,
     pub password: Password,
     pub roles: Vec<RoleName>,
+    /// Who creates the account, for its audit event.
+    pub origin: Origin,
+    /// The request that creates it.
+    pub client: crate::session::ClientInfo,
+}
+
+/// Who creates an account: the user signing up, an administrator, the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    SignUp,
+    Admin(crate::domain::UserId),
+    CommandLine,
 }
 
 impl Registration {
@@ -66,6 +80,8 @@ impl Registration {
                 username,
                 password: Password::new(password),
                 roles,
+                origin: Origin::SignUp,
+                client: Default::default(),
             }),
             _ => Err(CoreError::Validation(problems)),
         }
@@ -73,6 +89,13 @@ impl Registration {
 }
 
 impl Registration {
+    /// The same registration, made by `origin` from `client`.
+    pub fn made_by(mut self, origin: Origin, client: &crate::session::ClientInfo) -> Self {
+        self.origin = origin;
+        self.client = client.clone();
+        self
+    }
+
     /// The same registration, in `tenant`.
     pub fn in_tenant(mut self, tenant: TenantId) -> Self {
         self.tenant = tenant;

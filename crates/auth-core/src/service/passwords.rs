@@ -3,7 +3,6 @@
 //! apply the policy and the history, and write the hash, the history entry, the revocations
 //! and the audit event in one unit of work.
 
-use serde_json::json;
 use tracing::instrument;
 
 use super::AccountService;
@@ -65,7 +64,7 @@ where
         let new_hash = self.checked_hash(&creds, &new).await?;
         let now = now_unix();
         let audit = AuditEvent::new(AuditKind::PasswordChanged, &creds.user.tenant, now)
-            .user(creds.user.id)
+            .by_user(creds.user.id)
             .client(client);
         let audit = match who.session_id {
             Some(sid) => audit.session(sid),
@@ -108,8 +107,8 @@ where
         let now = now_unix();
         let audit = AuditEvent::new(AuditKind::PasswordSet, &creds.user.tenant, now)
             .user(creds.user.id)
-            .client(client)
-            .detail(json!({ "by": by.map(|id| id.to_string()) }));
+            .actor(by)
+            .client(client);
         self.write_change(Change {
             user: creds.user.id,
             new_hash,
@@ -299,7 +298,10 @@ mod tests {
         assert_eq!(repo.revoked_sessions(me.user_id), [other]);
         assert!(svc.revocations.is_revoked(&other));
         assert!(!svc.revocations.is_revoked(&me.session_id.unwrap()));
-        assert_eq!(repo.audit_kinds(), [AuditKind::PasswordChanged]);
+        assert_eq!(
+            repo.audit_kinds(),
+            [AuditKind::SignedUp, AuditKind::PasswordChanged]
+        );
         assert_eq!(
             repo.history_len(me.user_id),
             0,
@@ -383,6 +385,9 @@ mod tests {
         let mut both = vec![me.session_id.unwrap(), other];
         both.sort();
         assert_eq!(revoked, both);
-        assert_eq!(repo.audit_kinds(), [AuditKind::PasswordSet]);
+        assert_eq!(
+            repo.audit_kinds(),
+            [AuditKind::SignedUp, AuditKind::PasswordSet]
+        );
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use tracing::instrument;
 
 use super::{Credentials, IssuedTokens};
-use crate::audit::{AuditEvent, AuditKind};
+use crate::audit::{AuditEvent, AuditKind, LoginFailure};
 use crate::domain::{SessionId, User, UserId};
 use crate::error::{InternalError, TokenRejection};
 use crate::lockout::{LockoutState, unknown_login_key};
@@ -100,6 +100,8 @@ where
         };
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
         if user.disabled {
+            let failure = LoginFailure::AccountDisabled;
+            Box::pin(self.login_failed(&creds, Some(user.id), failure, now)).await?;
             return Err(CoreError::AccountDisabled);
         }
         if let Some(left) = lockout.locked_for(now) {
@@ -158,12 +160,18 @@ where
         lockout: LockoutState,
         now: i64,
     ) -> CoreError {
+        let reason = match user {
+            Some(_) => LoginFailure::WrongPassword,
+            None => LoginFailure::UnknownAccount,
+        };
+        // Whether the account was locked is said only when it was.
+        let details = match lockout.locked_for(now) {
+            Some(_) => json!({ "reason": reason.as_str(), "locked": true }),
+            None => json!({ "reason": reason.as_str() }),
+        };
         let mut event = AuditEvent::new(AuditKind::LoginFailed, &creds.tenant, now)
             .client(&creds.client)
-            .detail(json!({
-                "reason": if user.is_some() { "wrong_password" } else { "unknown_account" },
-                "locked": lockout.locked_for(now).is_some(),
-            }));
+            .detail(details);
         let (target, locked) = match user {
             Some(u) => {
                 event = event.user(u.id);
@@ -206,6 +214,31 @@ where
         }
     }
 
+    /// Records a refused login: of which account (when one matched the name) and why.
+    async fn login_failed(
+        &self,
+        creds: &Credentials,
+        user: Option<UserId>,
+        reason: LoginFailure,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let mut event = AuditEvent::new(AuditKind::LoginFailed, &creds.tenant, now)
+            .client(&creds.client)
+            .detail(json!({ "reason": reason.as_str() }));
+        if let Some(user) = user {
+            event = event.user(user);
+        }
+        self.repo
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.audit(event);
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn open_session(
         &self,
         user: &User,
@@ -229,7 +262,7 @@ where
         let refresh = RefreshToken::generate();
         let access = self.tokens.mint(user, Some(session.id), now)?;
         let audit = AuditEvent::new(AuditKind::LoginSucceeded, &user.tenant, now)
-            .user(user.id)
+            .by_user(user.id)
             .session(session.id)
             .client(client);
         let issued = IssuedTokens {
@@ -242,7 +275,7 @@ where
         let user_id = user.id;
         let rehashed = upgrade.as_ref().map(|u| {
             AuditEvent::new(AuditKind::PasswordRehashed, &user.tenant, now)
-                .user(user.id)
+                .by_user(user.id)
                 .client(client)
                 .detail(json!({ "from": u.kind.as_str() }))
         });
@@ -357,7 +390,7 @@ where
             idle_expires_at,
         };
         let audit = AuditEvent::new(AuditKind::TokenRefreshed, &session.tenant, now)
-            .user(session.user_id)
+            .by_user(session.user_id)
             .session(session.id)
             .client(client);
         let issued = IssuedTokens {
@@ -408,7 +441,7 @@ where
             });
         }
         let audit = AuditEvent::new(AuditKind::RefreshTokenReused, &session.tenant, now)
-            .user(session.user_id)
+            .by_user(session.user_id)
             .session(session.id)
             .client(client)
             .detail(json!({ "rotated_at": used_at }));
@@ -462,7 +495,7 @@ where
         };
         let s = &record.session;
         let audit = AuditEvent::new(AuditKind::Logout, &s.tenant, now_unix())
-            .user(s.user_id)
+            .by_user(s.user_id)
             .session(s.id)
             .client(client);
         self.revoke(s.id, None, RevokeReason::Logout, audit).await?;
@@ -480,7 +513,7 @@ where
             return Ok(());
         };
         let audit = AuditEvent::new(AuditKind::Logout, &who.tenant, now_unix())
-            .user(who.user_id)
+            .by_user(who.user_id)
             .session(sid)
             .client(client);
         self.revoke(sid, Some(who.user_id), RevokeReason::Logout, audit)
@@ -497,7 +530,7 @@ where
     ) -> Result<usize, CoreError> {
         let now = now_unix();
         let audit = AuditEvent::new(AuditKind::LogoutAll, &who.tenant, now)
-            .user(who.user_id)
+            .by_user(who.user_id)
             .client(client);
         let user = who.user_id;
         let ids = self
@@ -507,7 +540,7 @@ where
                     let ids = tx
                         .revoke_user_sessions(&user, RevokeReason::LogoutAll, now)
                         .await?;
-                    tx.audit(audit);
+                    tx.audit(audit.detail(json!({ "sessions_revoked": ids.len() })));
                     Ok(ids)
                 })
             })
@@ -542,7 +575,7 @@ where
             return Err(CoreError::NotFound);
         };
         let audit = AuditEvent::new(AuditKind::SessionRevoked, &who.tenant, now_unix())
-            .user(who.user_id)
+            .by_user(who.user_id)
             .session(id)
             .client(client);
         if self
@@ -684,7 +717,60 @@ mod tests {
         let sessions = svc.repo.active_sessions(user.id, now_unix()).await.unwrap();
         assert_eq!(sessions.len(), 1);
         assert_eq!(sessions[0].id, issued.session_id);
-        assert_eq!(repo.audit_kinds(), [AuditKind::LoginSucceeded]);
+        assert_eq!(
+            repo.audit_kinds(),
+            [AuditKind::SignedUp, AuditKind::LoginSucceeded]
+        );
+        let login = repo.audit_events().pop().unwrap();
+        assert_eq!(
+            (login.actor_id, login.user_id),
+            (Some(user.id), Some(user.id))
+        );
+        assert_eq!(login.session_id, Some(issued.session_id));
+    }
+
+    #[tokio::test]
+    async fn a_failed_login_says_why_in_its_event_and_never_the_password() {
+        let repo = MemoryRepo::default();
+        let user = signed_up(&repo, "ann@example.com").await;
+        let svc = service(&repo, 1, Duration::from_secs(5));
+        let attempt = |email: &str, password: &str| {
+            let client = ClientInfo::default();
+            Credentials::parse(Some(email), None, password.into(), None, client).unwrap()
+        };
+        svc.login(attempt("nobody@example.com", "correct horse battery"))
+            .await
+            .unwrap_err();
+        svc.login(attempt("ann@example.com", "wrong horse battery"))
+            .await
+            .unwrap_err();
+        repo.set_disabled(user.id);
+        let disabled = svc.login(credentials("ann@example.com")).await.unwrap_err();
+        assert!(
+            matches!(disabled, CoreError::AccountDisabled),
+            "{disabled:?}"
+        );
+        let failed: Vec<_> = repo
+            .audit_events()
+            .into_iter()
+            .filter(|e| e.kind == AuditKind::LoginFailed)
+            .collect();
+        let seen: Vec<_> = failed
+            .iter()
+            .map(|e| (e.user_id, e.actor_id, e.detail["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (None, None, "unknown_account"),
+                (Some(user.id), None, "wrong_password"),
+                (Some(user.id), None, "account_disabled"),
+            ]
+        );
+        for e in &failed {
+            assert_eq!(e.outcome, crate::audit::Outcome::Failure);
+            assert!(!e.detail.to_string().contains("horse"), "{}", e.detail);
+        }
     }
 
     #[tokio::test]
@@ -695,9 +781,10 @@ mod tests {
         repo.fail_next_write();
         let err = svc.login(credentials("ann@example.com")).await.unwrap_err();
         assert!(matches!(err, CoreError::Store(_)), "{err:?}");
-        assert!(
-            repo.audit_kinds().is_empty(),
-            "the audit went with the write"
+        assert_eq!(
+            repo.audit_kinds(),
+            [AuditKind::SignedUp],
+            "the login's audit went with the write"
         );
         assert_eq!(repo.session_count(), 0);
     }
@@ -734,6 +821,7 @@ mod tests {
         assert_eq!(
             repo.audit_kinds(),
             [
+                AuditKind::SignedUp,
                 AuditKind::LoginSucceeded,
                 AuditKind::TokenRefreshed,
                 AuditKind::RefreshTokenReused
@@ -767,7 +855,11 @@ mod tests {
         );
         assert_eq!(
             repo.audit_kinds(),
-            [AuditKind::PasswordRehashed, AuditKind::LoginSucceeded]
+            [
+                AuditKind::SignedUp,
+                AuditKind::PasswordRehashed,
+                AuditKind::LoginSucceeded
+            ]
         );
         svc.login(credentials("ann@example.com")).await.unwrap();
         assert_eq!(repo.password_hash(user.id).unwrap(), upgraded, "once");

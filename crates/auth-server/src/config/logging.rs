@@ -1,4 +1,5 @@
-//! Logging: the format of log lines (the filter is `RUST_LOG`, read by the telemetry module).
+//! Logging: the format of log lines (the filter is `RUST_LOG`, read by the telemetry module),
+//! and how long the audit log keeps its entries.
 
 use super::RawConfig;
 use super::definition::{DefaultTo, Definition, Problems, Secrecy, Setting};
@@ -12,7 +13,16 @@ static FORMAT: Setting<LogFormat> = Setting {
     help: "`pretty` or `json` (one JSON object per line)",
 };
 
-pub(super) static SETTINGS: &[&dyn Definition] = &[&FORMAT];
+static AUDIT_RETENTION_DAYS: Setting<u64> = Setting {
+    key: "audit_retention_days",
+    env: &["AUTH_AUDIT_RETENTION_DAYS"],
+    default: DefaultTo::Value(|| 365),
+    range: Some(0..=36_500),
+    secrecy: Secrecy::Public,
+    help: "audit entries older than this many days are purged (`0` = kept forever)",
+};
+
+pub(super) static SETTINGS: &[&dyn Definition] = &[&FORMAT, &AUDIT_RETENTION_DAYS];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -23,10 +33,16 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Logging {
     pub format: LogFormat,
+    /// Days the audit log keeps an entry; 0 keeps them forever.
+    pub audit_retention_days: u32,
 }
 
 pub(super) fn load(raw: &RawConfig, p: &mut Problems) -> Option<Logging> {
+    let format = FORMAT.value(raw, p);
+    let retention = AUDIT_RETENTION_DAYS.value(raw, p);
     Some(Logging {
-        format: FORMAT.value(raw, p)?,
+        format: format?,
+        // Within the range checked above.
+        audit_retention_days: u32::try_from(retention?).unwrap_or(u32::MAX),
     })
 }

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod compat;
 pub mod completion;
 pub mod edge;
@@ -80,6 +81,7 @@ fn groups() -> Vec<Group> {
     [
         accounts::groups(),
         admin::groups(),
+        audit::groups(),
         sessions::groups(),
         platform::groups(),
         compat::groups(),
@@ -232,7 +234,8 @@ fn constrained(doc: &OpenApiDoc, policy: PasswordPolicy) -> serde_json::Value {
                 let pattern = match param["name"].as_str() {
                     Some("tenant") => TENANT_PATTERN,
                     Some("role") | Some("name") => ROLE_PATTERN,
-                    Some("cursor") => CURSOR_PATTERN,
+                    // The audit log's cursors state their own pattern.
+                    Some("cursor") if param["schema"]["pattern"].is_null() => CURSOR_PATTERN,
                     _ => continue,
                 };
                 param["schema"]["pattern"] = json!(pattern);

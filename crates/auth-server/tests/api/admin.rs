@@ -219,6 +219,22 @@ async fn every_admin_operation_answers_each_kind_of_caller_as_the_table_says() {
             204,
             false,
         ),
+        (
+            Method::GET,
+            "/auth/admin/audit?tenant=default",
+            None,
+            404,
+            200,
+            false,
+        ),
+        (
+            Method::GET,
+            "/auth/admin/audit?user_id={user}",
+            None,
+            200,
+            200,
+            false,
+        ),
         (Method::GET, "/auth/admin/keys", None, 403, 200, true),
         (
             Method::POST,

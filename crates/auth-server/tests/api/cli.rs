@@ -172,7 +172,19 @@ fn start_server_logged(
     String,
     std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 ) {
-    let mut child = command(url).stderr(Stdio::piped()).spawn().unwrap();
+    serve_logged(command(url))
+}
+
+/// Starts `serve` with `cmd` (its settings); the log lines after the listening one are
+/// collected, pretty or JSON.
+pub fn serve_logged(
+    mut cmd: Command,
+) -> (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
@@ -181,7 +193,8 @@ fn start_server_logged(
             .expect("server exited before listening")
             .unwrap();
         if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
+            let end = |c: char| c.is_whitespace() || c == '"';
+            break rest.split(end).next().unwrap().to_owned();
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
@@ -225,7 +238,7 @@ async fn client_errors_are_not_logged_as_errors_and_a_piped_log_has_no_colours()
     assert!(log.iter().all(|l| !l.contains('\u{1b}')), "{log:#?}");
 }
 
-fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
+pub fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

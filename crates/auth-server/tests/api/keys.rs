@@ -2,7 +2,7 @@
 //! expire, removal afterwards, and pick-up by other instances.
 
 use auth_core::now_unix;
-use auth_core::signing::Rotated;
+use auth_core::signing::{Rotated, RotationCause};
 use serde_json::Value;
 
 use crate::helpers::{eventually, spawn_app, spawn_app_with};
@@ -40,7 +40,12 @@ async fn an_immediate_rotation_signs_with_the_new_key_and_keeps_old_tokens_valid
     let old_token = app.token_for("rot@example.com").await;
     let old_kid = kid_of(&old_token);
 
-    let rotated = app.state.keys().rotate(now_unix()).await.unwrap();
+    let rotated = app
+        .state
+        .keys()
+        .rotate(now_unix(), RotationCause::CommandLine)
+        .await
+        .unwrap();
     let Rotated::Active(new_kid) = rotated else {
         panic!("expected an active key, got {rotated:?}")
     };
@@ -90,7 +95,12 @@ async fn a_new_key_is_published_before_it_signs() {
     let app = spawn_app().await;
     let old_kid = kid_of(&app.token_for("pub@example.com").await);
     let now = now_unix();
-    let rotated = app.state.keys().rotate(now).await.unwrap();
+    let rotated = app
+        .state
+        .keys()
+        .rotate(now, RotationCause::CommandLine)
+        .await
+        .unwrap();
     let Rotated::Scheduled {
         kid: new_kid,
         activates_at,
@@ -111,7 +121,12 @@ async fn a_new_key_is_published_before_it_signs() {
     );
 
     // Rotating again while one is pending creates nothing new.
-    let again = app.state.keys().rotate(now).await.unwrap();
+    let again = app
+        .state
+        .keys()
+        .rotate(now, RotationCause::CommandLine)
+        .await
+        .unwrap();
     assert_eq!(
         again,
         Rotated::AlreadyScheduled {
@@ -171,7 +186,13 @@ async fn other_instances_pick_up_a_rotation_on_their_own() {
             ("AUTH_KEY_PROPAGATION_SECONDS", "0"),
         ])
         .await;
-    let Rotated::Active(new_kid) = app.state.keys().rotate(now_unix()).await.unwrap() else {
+    let Rotated::Active(new_kid) = app
+        .state
+        .keys()
+        .rotate(now_unix(), RotationCause::CommandLine)
+        .await
+        .unwrap()
+    else {
         panic!()
     };
     let seen = eventually(5, || async {
@@ -204,7 +225,11 @@ async fn two_instances_promoting_at_once_leave_one_active_key() {
     let app = spawn_app().await;
     let (_, other) = app.sibling(&[]).await;
     let now = now_unix();
-    app.state.keys().rotate(now).await.unwrap();
+    app.state
+        .keys()
+        .rotate(now, RotationCause::CommandLine)
+        .await
+        .unwrap();
     let (mine, theirs) = (app.state.keys(), other.keys());
     let (a, b) = tokio::join!(mine.tick(now + 600), theirs.tick(now + 600));
     a.unwrap();
@@ -228,7 +253,13 @@ async fn hs256_mode_has_no_keys_to_rotate() {
         ("JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef"),
     ])
     .await;
-    assert!(app.state.keys().rotate(now_unix()).await.is_err());
+    assert!(
+        app.state
+            .keys()
+            .rotate(now_unix(), RotationCause::CommandLine)
+            .await
+            .is_err()
+    );
     app.state.keys().tick(now_unix()).await.unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM signing_keys").await, 0);
 }

@@ -3,6 +3,8 @@
 //! it over HTTP.
 
 mod admin;
+mod audit;
+mod audit_query;
 mod cli;
 mod compat;
 mod edge;

@@ -75,6 +75,8 @@ async fn the_openapi_document_lists_every_route() {
         "/auth/me/",
         "/auth/health/",
         "/auth/me/export",
+        "/auth/me/activity",
+        "/auth/admin/audit",
         "/auth/admin/users",
         "/auth/admin/users/{id}",
         "/auth/admin/users/{id}/disable",

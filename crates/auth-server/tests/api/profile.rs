@@ -68,7 +68,7 @@ async fn the_export_holds_profile_sessions_and_audit_but_never_a_hash() {
         .iter()
         .map(|a| a["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["login.succeeded"]);
+    assert_eq!(kinds, ["user.signed_up", "login.succeeded"]);
 }
 
 #[tokio::test]
@@ -120,7 +120,7 @@ async fn erasing_oneself_needs_the_password_and_leaves_only_a_pseudonymous_trail
         .count("SELECT count(*) FROM audit_events WHERE user_id LIKE 'erased:%'")
         .await;
     assert!(kept >= 1);
-    let named = app.count("SELECT count(*) FROM audit_events WHERE detail LIKE '%gone@%' OR user_id LIKE '%gone@%'").await;
+    let named = app.count("SELECT count(*) FROM audit_events WHERE details LIKE '%gone@%' OR user_id LIKE '%gone@%'").await;
     assert_eq!(named, 0);
     assert_eq!(
         app.count("SELECT count(*) FROM audit_events WHERE kind = 'user.deleted'")

@@ -93,7 +93,7 @@ async fn refresh_rotates_within_the_same_session() {
     );
     assert_eq!(third.session_id, first.session_id);
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token.refreshed'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh.succeeded'")
             .await,
         2
     );
@@ -176,7 +176,7 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session() {
             .unwrap();
     assert_eq!(reason.as_deref(), Some("refresh_token_reused"));
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_token.reused'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh.reuse_detected'")
             .await,
         1
     );
@@ -223,7 +223,7 @@ async fn a_replay_after_a_grace_window_that_ended_revokes_the_session() {
     assert!(revoked_at.is_some(), "the session is revoked");
     assert_eq!(reason.as_deref(), Some("refresh_token_reused"));
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_token.reused'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh.reuse_detected'")
             .await,
         1
     );
@@ -402,7 +402,7 @@ async fn logout_with_the_refresh_token_ends_that_session_only() {
         204
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'session.logout'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'logout.succeeded'")
             .await,
         1
     );
@@ -715,7 +715,7 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
         "the idle expiry did not slide"
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token.refreshed'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh.succeeded'")
             .await,
         0
     );
@@ -746,7 +746,7 @@ async fn a_rotation_planned_on_what_changed_meanwhile_writes_nothing() {
         "one successor, the first rotation's"
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'token.refreshed'")
+        app.count("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh.succeeded'")
             .await,
         1,
         "one audit event, the first rotation's"

@@ -3,7 +3,7 @@
 
 use auth_core::CoreError;
 use auth_core::domain::{Password, TenantId};
-use auth_core::service::{Credentials, Registration};
+use auth_core::service::{Credentials, Origin, Registration};
 use auth_proto::admin::{AuditEntry, DeleteMeRequest, UpdateMeRequest, UserExportBody};
 use auth_proto::{
     ChangePasswordRequest, LoginRequest, Problem, SignupRequest, TokenResponse, User,
@@ -59,10 +59,12 @@ pub fn aliases() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     ))]
 pub async fn signup(
     State(state): State<AppState>,
+    Client(client): Client,
     ApiJson(body): ApiJson<SignupRequest>,
 ) -> Result<Response, ApiError> {
     let mut registration =
-        Registration::parse(&body.email, body.username.as_deref(), body.password, &[])?;
+        Registration::parse(&body.email, body.username.as_deref(), body.password, &[])?
+            .made_by(Origin::SignUp, &client);
     if let Some(tenant) = body.tenant.as_deref() {
         let tenant = TenantId::parse(tenant).map_err(|m| CoreError::invalid("tenant", m))?;
         if !state.directory.tenant_exists(&tenant).await? {

@@ -5,8 +5,8 @@
 
 use auth_core::directory::{ProfileChanges, UserFilter, permissions as p};
 use auth_core::domain::{Email, Password, Permission, RoleName, TenantId, UserId, Username};
-use auth_core::service::{Registration, UserChanges};
-use auth_core::signing::Rotated;
+use auth_core::service::{Origin, Registration, UserChanges};
+use auth_core::signing::{Rotated, RotationCause};
 use auth_core::{CoreError, now_unix};
 use auth_proto::admin::{
     CreateRoleRequest, CreateTenantRequest, CreateUserRequest, KeyBody, KeyRotation, RoleBody,
@@ -269,6 +269,7 @@ pub async fn list_users(
     ))]
 pub async fn create_user(
     State(state): State<AppState>,
+    Client(client): Client,
     caller: Caller,
     ApiQuery(q): ApiQuery<TenantQuery>,
     ApiJson(body): ApiJson<CreateUserRequest>,
@@ -284,7 +285,8 @@ pub async fn create_user(
         body.password,
         &body.roles,
     )?
-    .in_tenant(tenant.clone());
+    .in_tenant(tenant.clone())
+    .made_by(Origin::Admin(actor.user_id), &client);
     state
         .directory
         .check_grantable(&actor, &tenant, &registration.roles)
@@ -656,9 +658,18 @@ pub async fn list_keys(State(state): State<AppState>) -> Result<Response, ApiErr
         (status = 200, body = KeyRotation),
         (status = 403, description = "`forbidden`: HS256 deployments have no signing keys", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn rotate_keys(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn rotate_keys(
+    State(state): State<AppState>,
+    Client(client): Client,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     let now = now_unix();
-    let answer = match state.keys().rotate(now).await? {
+    let actor = caller.actor();
+    let cause = RotationCause::Admin {
+        actor: &actor,
+        client: &client,
+    };
+    let answer = match state.keys().rotate(now, cause).await? {
         Rotated::Active(kid) => KeyRotation {
             kid,
             signs_from: rfc3339(now),

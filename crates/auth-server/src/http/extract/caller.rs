@@ -59,7 +59,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 }
 
 /// Where the request came from: the peer address, or the client named by `X-Forwarded-For`
-/// or `Forwarded` when the peer is a trusted proxy ([`client_ip`]); and the user agent.
+/// or `Forwarded` when the peer is a trusted proxy ([`client_ip`]); the user agent; and the
+/// request id, for audit events.
 pub struct Client(pub ClientInfo);
 
 impl FromRequestParts<AppState> for Client {
@@ -79,9 +80,16 @@ impl FromRequestParts<AppState> for Client {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        // Set by the request-id middleware (the caller's when sane, else a new one).
+        let request_id = parts
+            .headers
+            .get(&crate::http::request_id::X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(Client(ClientInfo {
             ip: ip.map(|ip| ip.to_string()),
             user_agent,
+            request_id,
         }))
     }
 }

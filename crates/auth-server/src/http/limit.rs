@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use auth_core::service::Credentials;
 use auth_proto::ErrorCode;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -49,6 +50,16 @@ pub async fn limit_ip(
             response
         }
     }
+}
+
+/// Checks the per-account login limit of the account a login names (every login route calls
+/// it before the password is hashed).
+pub async fn admit_login(state: &AppState, credentials: &Credentials) -> Result<(), ApiError> {
+    let verdict = state
+        .limits
+        .check_account(Limit::LoginAccount, &credentials.tenant, &credentials.name)
+        .await;
+    admit(verdict).map(drop)
 }
 
 /// A verdict as the handler goes on with it: the limit's status when it passed, else the

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::admin::{profile_changes, session_record};
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller, Client, JsonOrForm};
-use super::limit::admit;
+use super::limit::admit_login;
 use super::respond::{no_store, rfc3339, token_body, user_body};
 use super::route::{Group, Needs};
 use crate::limits::Limit;
@@ -103,13 +103,7 @@ pub async fn login(
         body.tenant.as_deref(),
         client,
     )?;
-    let limit = Limit::LoginAccount;
-    admit(
-        state
-            .limits
-            .check_account(limit, &credentials.tenant, &credentials.name)
-            .await,
-    )?;
+    admit_login(&state, &credentials).await?;
     let issued = state.sessions.login(credentials).await?;
     Ok(no_store(Json(token_body(issued)).into_response()))
 }

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller, Client, JsonOrForm};
-use super::limit::admit;
+use super::limit::admit_login;
 use super::respond::{no_store, user_body};
 use super::route::{Group, Needs};
 use crate::limits::Limit;
@@ -58,13 +58,7 @@ pub async fn obtain_pair(
 ) -> Result<Response, ApiError> {
     let credentials = Credentials::parse(Some(&body.email), None, body.password, None, client)
         .map_err(compat_login_error)?;
-    let limit = Limit::LoginAccount;
-    admit(
-        state
-            .limits
-            .check_account(limit, &credentials.tenant, &credentials.name)
-            .await,
-    )?;
+    admit_login(&state, &credentials).await?;
     state
         .sessions
         .login(credentials)

@@ -16,6 +16,7 @@ use crate::domain::{
     LoginName, NewUser, Permission, RoleName, SessionId, TenantId, User, UserCredentials, UserId,
     Username,
 };
+use crate::events::{DomainEvent, OutgoingMail};
 use crate::keys::StoredKey;
 use crate::lockout::LockoutPolicy;
 use crate::session::{RefreshRecord, RevokeReason, Session};
@@ -23,16 +24,20 @@ use crate::session::{RefreshRecord, RevokeReason, Session};
 /// A boxed future that can move between threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What is recorded with a change, to be stored in the same transaction (the audit trail;
-/// later, the event outbox).
+/// What is recorded with a change, to be stored in the same transaction: the audit trail,
+/// and the outbox of events for other services and mail to send ([`crate::events`]).
 pub trait Record {
     fn audit(&mut self, event: AuditEvent);
+    fn event(&mut self, event: DomainEvent);
+    fn mail(&mut self, mail: OutgoingMail);
 }
 
 /// Records kept until their transaction is written.
 #[derive(Debug, Default)]
 pub struct Records {
     audit: Vec<AuditEvent>,
+    events: Vec<DomainEvent>,
+    mails: Vec<OutgoingMail>,
 }
 
 impl Records {
@@ -45,11 +50,34 @@ impl Records {
     pub fn take_audit_events(&mut self) -> Vec<AuditEvent> {
         std::mem::take(&mut self.audit)
     }
+
+    /// The events recorded, in order.
+    pub fn events(&self) -> &[DomainEvent] {
+        &self.events
+    }
+
+    /// Takes the events recorded, leaving none.
+    pub fn take_events(&mut self) -> Vec<DomainEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Takes the mails recorded, leaving none.
+    pub fn take_mails(&mut self) -> Vec<OutgoingMail> {
+        std::mem::take(&mut self.mails)
+    }
 }
 
 impl Record for Records {
     fn audit(&mut self, event: AuditEvent) {
         self.audit.push(event);
+    }
+
+    fn event(&mut self, event: DomainEvent) {
+        self.events.push(event);
+    }
+
+    fn mail(&mut self, mail: OutgoingMail) {
+        self.mails.push(mail);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::domain::{
     LoginName, NewUser, Permission, RoleName, SessionId, TenantId, User, UserCredentials, UserId,
     Username, order_roles,
 };
+use crate::events::{DomainEvent, EventType, OutgoingMail};
 use crate::lockout::{LockoutPolicy, LockoutState};
 use crate::password::{Argon2Settings, HashingLimits, PasswordHasher};
 use crate::repo::{
@@ -100,6 +101,8 @@ struct State {
     sessions: Vec<(Session, Option<RevokeReason>)>,
     tokens: Vec<StoredToken>,
     audit: Vec<AuditEvent>,
+    events: Vec<DomainEvent>,
+    mails: Vec<OutgoingMail>,
     /// Password history: (user, hash, at), oldest first.
     history: Vec<(UserId, String, i64)>,
     /// Failed logins naming no account, by key ([`crate::lockout::unknown_login_key`]), with
@@ -160,6 +163,21 @@ impl MemoryRepo {
     /// The stored audit events, oldest first.
     pub fn audit_events(&self) -> Vec<AuditEvent> {
         self.state().audit.clone()
+    }
+
+    /// The events written to the outbox, oldest first.
+    pub fn events(&self) -> Vec<DomainEvent> {
+        self.state().events.clone()
+    }
+
+    /// The types of the events written to the outbox, oldest first.
+    pub fn event_types(&self) -> Vec<EventType> {
+        self.state().events.iter().map(|e| e.kind).collect()
+    }
+
+    /// The mails written to the outbox, oldest first.
+    pub fn mails(&self) -> Vec<OutgoingMail> {
+        self.state().mails.clone()
     }
 
     /// Stores an audit event as if a unit of work had recorded it.
@@ -248,6 +266,14 @@ impl Record for MemoryTx {
     fn audit(&mut self, event: AuditEvent) {
         self.records.audit(event);
     }
+
+    fn event(&mut self, event: DomainEvent) {
+        self.records.event(event);
+    }
+
+    fn mail(&mut self, mail: OutgoingMail) {
+        self.records.mail(mail);
+    }
 }
 
 impl Transaction for MemoryTx {}
@@ -281,6 +307,8 @@ impl UnitOfWork for MemoryRepo {
             ..
         } = tx;
         staged.audit.extend(records.take_audit_events());
+        staged.events.extend(records.take_events());
+        staged.mails.extend(records.take_mails());
         *repo.state() = staged;
         Ok(out)
     }

@@ -56,6 +56,13 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     let options = StoreOptions {
         max_connections: config.database.max_connections,
         sqlite_cache_kib: config.database.sqlite_cache_kib,
+        mail_seal: auth_core::events::MailSeal::new(
+            config
+                .keys
+                .master_key
+                .as_ref()
+                .map(|k| k.expose_secret().as_bytes()),
+        ),
         ..StoreOptions::default()
     };
     let store = Store::connect(url, &options).await.map_err(err)?;

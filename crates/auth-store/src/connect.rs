@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 use crate::dialect::{AnyQuery, Backend};
 use crate::lane::{Lane, Lease, PING_WHEN_IDLE_FOR};
 use crate::map_err;
+use crate::outbox::OutboxHooks;
 
 /// Default [`StoreOptions::sqlite_cache_kib`].
 pub const DEFAULT_SQLITE_CACHE_KIB: u32 = 256;
@@ -29,6 +30,8 @@ pub struct StoreOptions {
     /// page cache anyway; SQLite's own default (2 MiB a connection) would let the pool's
     /// eleven connections hold some 22 MiB of copies.
     pub sqlite_cache_kib: u32,
+    /// Seals the tokens of mails waiting in the outbox (under `AUTH_MASTER_KEY`).
+    pub mail_seal: auth_core::events::MailSeal,
 }
 
 impl Default for StoreOptions {
@@ -37,6 +40,7 @@ impl Default for StoreOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             sqlite_cache_kib: DEFAULT_SQLITE_CACHE_KIB,
+            mail_seal: auth_core::events::MailSeal::default(),
         }
     }
 }
@@ -50,6 +54,7 @@ pub struct Store {
     writer: Arc<SqliteWriter>,
     /// PostgreSQL: the connections of every write and of the hot reads ([`crate::lane`]).
     lane: Option<Arc<Lane>>,
+    pub(crate) outbox: OutboxHooks,
 }
 
 /// SQLite has one writer at a time. The writes of this process queue here, in order, for
@@ -170,7 +175,26 @@ impl Store {
             backend,
             writer: Arc::new(writer),
             lane,
+            outbox: OutboxHooks {
+                seal: options.mail_seal.clone(),
+                ..OutboxHooks::default()
+            },
         })
+    }
+
+    /// Woken when a committed transaction wrote events to the outbox (in this process).
+    pub fn events_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.events_ready.clone()
+    }
+
+    /// Woken when a committed transaction wrote mail to the outbox (in this process).
+    pub fn mail_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.mail_ready.clone()
+    }
+
+    /// Seals and opens the tokens of mails in the outbox.
+    pub fn mail_seal(&self) -> &auth_core::events::MailSeal {
+        &self.outbox.seal
     }
 
     pub fn backend(&self) -> Backend {

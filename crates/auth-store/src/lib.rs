@@ -18,6 +18,7 @@ mod keys;
 mod lane;
 mod lockout;
 mod migrate;
+mod outbox;
 mod passwords;
 mod sessions;
 mod unit;
@@ -29,6 +30,7 @@ use auth_core::repo::HealthRepository;
 pub use connect::{DEFAULT_SQLITE_CACHE_KIB, Store, StoreOptions};
 pub use dialect::Backend;
 pub use error::map_err;
+pub use outbox::{EVENT_CHANNEL, MAIL_CHANNEL};
 pub use unit::StoreTx;
 
 impl HealthRepository for Store {

@@ -7,6 +7,7 @@
 
 use auth_core::StoreError;
 use auth_core::audit::AuditEvent;
+use auth_core::events::{DomainEvent, OutgoingMail};
 use auth_core::repo::{BoxFuture, Record, Records, Transaction, UnitOfWork};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Database, TransactionManager};
@@ -15,6 +16,7 @@ use crate::Store;
 use crate::audit::{audit_insert, log_committed, new_audit_id};
 use crate::connect::Writer;
 use crate::dialect::{self, Stmt};
+use crate::outbox::{event_insert, mail_insert};
 
 type Manager = <Any as Database>::TransactionManager;
 
@@ -28,11 +30,22 @@ pub struct StoreTx {
     records: Records,
     /// The audit events being written at commit, with their ids, logged once it succeeds.
     committing: Vec<(String, AuditEvent)>,
+    /// Whether the commit writes events / mails to the outbox (their relays are woken).
+    wrote_events: bool,
+    wrote_mail: bool,
 }
 
 impl Record for StoreTx {
     fn audit(&mut self, event: AuditEvent) {
         self.records.audit(event);
+    }
+
+    fn event(&mut self, event: DomainEvent) {
+        self.records.event(event);
+    }
+
+    fn mail(&mut self, mail: OutgoingMail) {
+        self.records.mail(mail);
     }
 }
 
@@ -101,13 +114,27 @@ impl StoreTx {
                 .iter()
                 .map(|(id, event)| audit_insert(backend, id, event)),
         );
+        let events = self.records.take_events();
+        self.wrote_events = !events.is_empty();
+        pending.extend(events.iter().map(|e| event_insert(backend, e)));
+        let mails = self.records.take_mails();
+        self.wrote_mail = !mails.is_empty();
+        let seal = &self.store.outbox.seal;
+        pending.extend(mails.iter().map(|m| mail_insert(backend, m, seal)));
         pending
     }
 
-    /// The audit events of a committed transaction go to the log.
+    /// The audit events of a committed transaction go to the log; the relays of what it
+    /// wrote to the outbox are woken.
     fn committed(&mut self) {
         log_committed(self.committing.iter().map(|(id, e)| (id, e)));
         self.committing.clear();
+        if std::mem::take(&mut self.wrote_events) {
+            self.store.outbox.events_ready.notify_one();
+        }
+        if std::mem::take(&mut self.wrote_mail) {
+            self.store.outbox.mail_ready.notify_one();
+        }
     }
 
     async fn commit(mut self) -> Result<(), StoreError> {
@@ -195,6 +222,8 @@ impl UnitOfWork for Store {
             deferred: Vec::new(),
             records: Records::default(),
             committing: Vec::new(),
+            wrote_events: false,
+            wrote_mail: false,
         };
         match work(&mut tx).await {
             Ok(out) => {

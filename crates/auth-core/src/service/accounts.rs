@@ -10,6 +10,7 @@ use super::{Origin, Registration};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{NewUser, User, UserId};
 use crate::error::TokenRejection;
+use crate::events::DomainEvent;
 use crate::password::{PasswordHasher, PasswordPolicy};
 use crate::repo::{Record, UnitOfWork, UserReads, UserWrites};
 use crate::revocation::RevocationList;
@@ -59,10 +60,10 @@ where
         let password_hash = self.hasher.hash(&reg.password).await?;
         let id = UserId::generate();
         let now = now_unix();
-        let (kind, actor) = match reg.origin {
-            Origin::SignUp => (AuditKind::SignedUp, Some(id)),
-            Origin::Admin(admin) => (AuditKind::UserCreated, Some(admin)),
-            Origin::CommandLine => (AuditKind::UserCreated, None),
+        let (kind, actor, origin) = match reg.origin {
+            Origin::SignUp => (AuditKind::SignedUp, Some(id), "signup"),
+            Origin::Admin(admin) => (AuditKind::UserCreated, Some(admin), "admin"),
+            Origin::CommandLine => (AuditKind::UserCreated, None, "cli"),
         };
         let roles: Vec<&str> = reg.roles.iter().map(|r| r.as_str()).collect();
         let event = AuditEvent::new(kind, &reg.tenant, now)
@@ -85,6 +86,7 @@ where
             Box::pin(async move {
                 let user = tx.insert_user(user).await?;
                 tx.audit(event);
+                tx.event(DomainEvent::user_created(&user, origin, now));
                 Ok(user)
             })
         }))

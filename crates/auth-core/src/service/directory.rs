@@ -15,6 +15,7 @@ use crate::domain::{
     LoginName, Password, Permission, ROLE_USER, RoleName, SessionId, TenantId, User, UserId,
 };
 use crate::error::{Conflict, Requirement};
+use crate::events::{DomainEvent, EventType};
 use crate::password::PasswordHasher;
 use crate::repo::{
     DirectoryReads, DirectoryWrites, Record, SessionReads, SessionWrites, UnitOfWork, UserReads,
@@ -172,8 +173,14 @@ where
         let profile = changes.profile;
         let tenant = user.tenant.clone();
         let mut events = Vec::new();
+        let mut changes = Vec::new();
         if !profile.is_empty() {
             events.push(self.event(AuditKind::UserUpdated, actor, &user, client, now));
+            changes.push(DomainEvent::user_updated(
+                &with_profile(&user, &profile),
+                &profile_fields(&profile),
+                now,
+            ));
         }
         if let Some(roles) = &roles {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
@@ -182,6 +189,7 @@ where
                 self.event(AuditKind::RolesChanged, actor, &user, client, now)
                     .detail(json!({"roles": names, "previous": previous})),
             );
+            changes.push(DomainEvent::roles_changed(&user, roles, now));
         }
         self.repo
             .write(move |tx| {
@@ -194,6 +202,9 @@ where
                     }
                     for e in events {
                         tx.audit(e);
+                    }
+                    for e in changes {
+                        tx.event(e);
                     }
                     Ok(true)
                 })
@@ -222,6 +233,7 @@ where
             AuditKind::UserEnabled
         };
         let event = self.event(kind, actor, &user, client, now);
+        let tenant = user.tenant.clone();
         let revoked = self
             .repo
             .write(move |tx| {
@@ -236,6 +248,13 @@ where
                         Vec::new()
                     };
                     tx.audit(event);
+                    let kind = if disabled {
+                        EventType::UserDisabled
+                    } else {
+                        EventType::UserEnabled
+                    };
+                    tx.event(DomainEvent::new(kind, &tenant, id, now));
+                    record_revoked(tx, &tenant, id, &revoked, RevokeReason::UserDisabled, now);
                     Ok(Some(revoked))
                 })
             })
@@ -279,14 +298,15 @@ where
         let user = self.changeable(actor, id).await?;
         let now = now_unix();
         let event = self.event(AuditKind::UserSessionsRevoked, actor, &user, client, now);
+        let tenant = user.tenant.clone();
         let revoked = self
             .repo
             .write(move |tx| {
                 Box::pin(async move {
-                    let revoked = tx
-                        .revoke_user_sessions(&id, RevokeReason::RevokedByAdmin, now)
-                        .await?;
+                    let reason = RevokeReason::RevokedByAdmin;
+                    let revoked = tx.revoke_user_sessions(&id, reason, now).await?;
                     tx.audit(event);
+                    record_revoked(tx, &tenant, id, &revoked, reason, now);
                     Ok(revoked)
                 })
             })
@@ -346,6 +366,11 @@ where
         let event = AuditEvent::new(AuditKind::UserUpdated, &user.tenant, now)
             .by_user(id)
             .client(client);
+        let change = DomainEvent::user_updated(
+            &with_profile(&user, &profile),
+            &profile_fields(&profile),
+            now,
+        );
         let found = self
             .repo
             .write(move |tx| {
@@ -353,6 +378,7 @@ where
                     let found = tx.update_profile(&id, &profile, now).await?;
                     if found {
                         tx.audit(event);
+                        tx.event(change);
                     }
                     Ok(found)
                 })
@@ -643,12 +669,17 @@ where
             .client(client)
             .detail(json!({"subject": pseudonym, "by": by}));
         let id = user.id;
+        let deleted = DomainEvent::new(EventType::UserDeleted, &user.tenant, id, now)
+            .data(json!({ "by": by }));
         let sessions = self
             .repo
             .write(move |tx| {
                 Box::pin(async move {
                     let sessions = tx.erase_user(&id, &pseudonym, now).await?;
                     tx.audit(event);
+                    if sessions.is_some() {
+                        tx.event(deleted);
+                    }
                     Ok(sessions)
                 })
             })
@@ -695,4 +726,45 @@ fn role_detail(role: &Role) -> serde_json::Value {
         "role": role.name.as_str(),
         "permissions": role.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
     })
+}
+
+/// The user as a profile change leaves it (a new email is unverified).
+fn with_profile(user: &User, profile: &ProfileChanges) -> User {
+    let mut user = user.clone();
+    if let Some(email) = &profile.email {
+        user.email = email.as_str().to_owned();
+        user.email_verified = false;
+    }
+    if let Some(username) = &profile.username {
+        user.username = username.as_ref().map(|u| u.as_str().to_owned());
+    }
+    user
+}
+
+/// The fields a profile change sets.
+fn profile_fields(profile: &ProfileChanges) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if profile.email.is_some() {
+        fields.push("email");
+    }
+    if profile.username.is_some() {
+        fields.push("username");
+    }
+    fields
+}
+
+/// Records `auth.session_revoked` for each session a write revoked.
+pub(crate) fn record_revoked(
+    tx: &mut impl Record,
+    tenant: &TenantId,
+    user: UserId,
+    sessions: &[SessionId],
+    reason: RevokeReason,
+    at: i64,
+) {
+    for session in sessions {
+        tx.event(DomainEvent::session_revoked(
+            tenant, user, *session, reason, at,
+        ));
+    }
 }

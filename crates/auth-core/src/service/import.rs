@@ -11,6 +11,7 @@ use tracing::instrument;
 use super::AccountService;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{Email, LoginName, NewUser, RoleName, TenantId, User, UserId, Username};
+use crate::events::{DomainEvent, EventType};
 use crate::password::{HashKind, identify};
 use crate::repo::{ImportReads, ImportWrites, UnitOfWork, UserReads, UserWrites};
 use crate::{CoreError, StoreError, now_unix};
@@ -272,10 +273,12 @@ async fn write_plan<T: UserWrites + ImportWrites>(
             user.now = now;
             let (id, tenant) = (user.id, user.tenant.clone());
             let (username, hash) = (user.username.clone(), user.password_hash.clone());
-            tx.insert_user(user).await?;
+            let created = tx.insert_user(user).await?;
+            tx.event(DomainEvent::user_created(&created, "import", now));
             if disabled {
                 tx.import_update_user(&id, username.as_ref(), &hash, true, now)
                     .await?;
+                tx.event(DomainEvent::new(EventType::UserDisabled, &tenant, id, now));
             }
             (id, tenant, kind, at, "created")
         }

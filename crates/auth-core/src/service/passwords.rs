@@ -6,9 +6,11 @@
 use tracing::instrument;
 
 use super::AccountService;
+use super::directory::record_revoked;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{Password, TenantId, UserCredentials, UserId};
 use crate::error::TokenRejection;
+use crate::events::DomainEvent;
 use crate::password::{HashKind, PasswordPolicy, identify};
 use crate::repo::{
     PasswordReads, PasswordWrites, Record, SessionWrites, UnitOfWork, UserReads, UserWrites,
@@ -28,6 +30,8 @@ struct Change {
     /// The session to keep (the caller's), for a change.
     keep: Option<crate::domain::SessionId>,
     reason: RevokeReason,
+    /// How the password was replaced, for `auth.password_changed`: `change`, `admin`, `reset`.
+    method: &'static str,
     audit: AuditEvent,
 }
 
@@ -77,6 +81,7 @@ where
             old_hash: creds.password_hash,
             keep: who.session_id,
             reason: RevokeReason::PasswordChanged,
+            method: "change",
             audit,
         })
         .await?
@@ -116,6 +121,7 @@ where
             old_hash: creds.password_hash,
             keep: None,
             reason: RevokeReason::PasswordSet,
+            method: "admin",
             audit,
         })
         .await?
@@ -167,6 +173,7 @@ where
                     old_hash,
                     keep,
                     reason,
+                    method,
                     audit,
                 } = change;
                 let written = tx
@@ -183,7 +190,10 @@ where
                     Some(sid) => tx.revoke_other_sessions(&user, &sid, reason, at).await?,
                     None => tx.revoke_user_sessions(&user, reason, at).await?,
                 };
+                let tenant = audit.tenant.clone();
                 tx.audit(audit);
+                tx.event(DomainEvent::password_changed(&tenant, user, method, at));
+                record_revoked(tx, &tenant, user, &ids, reason, at);
                 Ok(Some(ids))
             })
         }))
@@ -302,6 +312,21 @@ mod tests {
             repo.audit_kinds(),
             [AuditKind::SignedUp, AuditKind::PasswordChanged]
         );
+        use crate::events::EventType;
+        assert_eq!(
+            repo.event_types(),
+            [
+                EventType::UserCreated,
+                EventType::PasswordChanged,
+                EventType::SessionRevoked
+            ],
+            "events recorded with the change, the revoked session named"
+        );
+        let events = repo.events();
+        assert_eq!(events[1].data["method"], "change");
+        assert_eq!(events[2].data["session_id"], other.to_string());
+        assert_eq!(events[2].data["reason"], "password_changed");
+        assert!(events.iter().all(|e| e.subject == me.user_id));
         assert_eq!(
             repo.history_len(me.user_id),
             0,

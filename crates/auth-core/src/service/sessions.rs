@@ -7,10 +7,12 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::instrument;
 
+use super::directory::record_revoked;
 use super::{Credentials, IssuedTokens};
 use crate::audit::{AuditEvent, AuditKind, LoginFailure};
 use crate::domain::{SessionId, User, UserId};
 use crate::error::{InternalError, TokenRejection};
+use crate::events::DomainEvent;
 use crate::lockout::{LockoutState, unknown_login_key};
 use crate::password::PasswordHasher;
 use crate::repo::{
@@ -445,8 +447,16 @@ where
             .session(session.id)
             .client(client)
             .detail(json!({ "rotated_at": used_at }));
-        self.revoke(session.id, None, RevokeReason::RefreshTokenReused, audit)
-            .await?;
+        let detected =
+            DomainEvent::refresh_reuse_detected(&session.tenant, session.user_id, session.id, now);
+        self.revoke_with(
+            session.id,
+            None,
+            RevokeReason::RefreshTokenReused,
+            audit,
+            Some(detected),
+        )
+        .await?;
         tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse detected; session revoked");
         Err(CoreError::RefreshTokenReused)
     }
@@ -460,6 +470,18 @@ where
         reason: RevokeReason,
         audit: AuditEvent,
     ) -> Result<bool, CoreError> {
+        self.revoke_with(id, owner, reason, audit, None).await
+    }
+
+    /// [`Self::revoke`], recording `event` first when it revokes.
+    async fn revoke_with(
+        &self,
+        id: SessionId,
+        owner: Option<UserId>,
+        reason: RevokeReason,
+        audit: AuditEvent,
+        event: Option<DomainEvent>,
+    ) -> Result<bool, CoreError> {
         let at = audit.at;
         let revoked = self
             .repo
@@ -467,7 +489,16 @@ where
                 Box::pin(async move {
                     let revoked = tx.revoke_session(&id, owner.as_ref(), reason, at).await?;
                     if revoked {
+                        let user = audit.user_id;
+                        let tenant = audit.tenant.clone();
                         tx.audit(audit);
+                        if let Some(event) = event {
+                            tx.event(event);
+                        }
+                        // Every revocation's audit event names the session's user.
+                        if let Some(user) = user {
+                            tx.event(DomainEvent::session_revoked(&tenant, user, id, reason, at));
+                        }
                     }
                     Ok(revoked)
                 })
@@ -537,10 +568,11 @@ where
             .repo
             .write(move |tx| {
                 Box::pin(async move {
-                    let ids = tx
-                        .revoke_user_sessions(&user, RevokeReason::LogoutAll, now)
-                        .await?;
+                    let reason = RevokeReason::LogoutAll;
+                    let ids = tx.revoke_user_sessions(&user, reason, now).await?;
+                    let tenant = audit.tenant.clone();
                     tx.audit(audit.detail(json!({ "sessions_revoked": ids.len() })));
+                    record_revoked(tx, &tenant, user, &ids, reason, now);
                     Ok(ids)
                 })
             })

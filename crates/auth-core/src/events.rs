@@ -261,6 +261,8 @@ pub struct OutgoingMail {
     pub to: String,
     /// The single-use token its link carries, if any.
     pub token: Option<String>,
+    /// When that token expires (Unix seconds), for the text of the mail.
+    pub expires_at: Option<i64>,
     pub at: i64,
 }
 
@@ -271,6 +273,7 @@ impl std::fmt::Debug for OutgoingMail {
             .field("tenant", &self.tenant)
             .field("user", &self.user)
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("expires_at", &self.expires_at)
             .field("at", &self.at)
             .finish_non_exhaustive()
     }
@@ -284,6 +287,7 @@ impl OutgoingMail {
             user: None,
             to: to.to_owned(),
             token: None,
+            expires_at: None,
             at,
         }
     }
@@ -293,8 +297,10 @@ impl OutgoingMail {
         self
     }
 
-    pub fn token(mut self, token: &str) -> Self {
+    /// The token its link carries, valid until `expires_at`.
+    pub fn token(mut self, token: &str, expires_at: i64) -> Self {
         self.token = Some(token.to_owned());
+        self.expires_at = Some(expires_at);
         self
     }
 
@@ -310,6 +316,8 @@ impl OutgoingMail {
             "user_id": self.user.map(|u| u.to_string()),
             "to": self.to,
             "token": token,
+            "expires_at": self.expires_at,
+            "at": self.at,
         })
     }
 
@@ -323,6 +331,8 @@ impl OutgoingMail {
             _ => None,
         };
         let to = payload.get("to")?.as_str()?.to_owned();
+        let expires_at = payload.get("expires_at").and_then(Value::as_i64);
+        let at = payload.get("at").and_then(Value::as_i64).unwrap_or(0);
         let token = match payload.get("token") {
             None | Some(Value::Null) => None,
             Some(t) => Some(match (t.get("plain"), t.get("sealed")) {
@@ -341,7 +351,8 @@ impl OutgoingMail {
             user,
             to,
             token,
-            at: 0,
+            expires_at,
+            at,
         })
     }
 }
@@ -388,13 +399,13 @@ mod tests {
             1,
         )
         .user(UserId::generate())
-        .token("secret-token");
+        .token("secret-token", 1_800);
         let seal = MailSeal::new(Some(b"0123456789abcdef0123456789abcdef"));
         let payload = mail.payload("row-1", &seal);
         assert!(!payload.to_string().contains("secret-token"));
         let back = OutgoingMail::from_payload("row-1", &payload, &seal).expect("opens");
         assert_eq!(back.token.as_deref(), Some("secret-token"));
-        assert_eq!(back.to, "a@example.com");
+        assert_eq!(back, mail);
         assert!(OutgoingMail::from_payload("row-2", &payload, &seal).is_none());
         assert!(OutgoingMail::from_payload("row-1", &payload, &MailSeal::default()).is_none());
 

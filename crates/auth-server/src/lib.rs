@@ -8,6 +8,7 @@ pub mod format;
 pub mod http;
 pub mod import;
 pub mod limits;
+pub mod mail;
 pub mod serve;
 pub mod startup;
 pub mod state;

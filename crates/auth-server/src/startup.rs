@@ -18,8 +18,9 @@ use auth_store::{Store, StoreOptions};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, redact_url};
+use crate::config::{Config, MailTransport, redact_url};
 use crate::limits::RateLimiter;
+use crate::mail::Mailer;
 use crate::state::{AppState, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum StartupError {
     Revocations(#[source] CoreError),
     #[error("rate limits: {0}")]
     RateLimits(#[source] redis::RedisError),
+    #[error("mail: {0}")]
+    Mail(#[source] crate::mail::MailerError),
     #[error("password hashing: {0}")]
     Hashing(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -98,6 +101,7 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         now_unix() - config.tokens.access.access_ttl.as_secs() as i64 - 2 * LEEWAY_SECONDS as i64;
     let revocations = Arc::new(RevocationList::starting_at(horizon));
     let tokens = Arc::new(tokens);
+    let mailer = start_mailer(config, &store)?;
     let state = AppState::new(Shared {
         directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone()),
         audit: AuditService::new(store.clone()),
@@ -122,6 +126,7 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         trusted_proxies: config.server.trusted_proxies.clone().into(),
         limits: RateLimiter::new(&config.limits, config.keys.master_key.as_ref())
             .map_err(StartupError::RateLimits)?,
+        mailer,
     });
     state
         .sessions
@@ -134,6 +139,26 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         .await
         .map_err(StartupError::Keys)?;
     Ok(state)
+}
+
+/// The mailer of the configuration, its problems surfacing at start; says where mail goes.
+fn start_mailer(config: &Config, store: &Store) -> Result<Mailer, StartupError> {
+    let mailer =
+        Mailer::from_config(&config.mail, store.mail_seal().clone()).map_err(StartupError::Mail)?;
+    let overridden = config.mail.templates.overridden();
+    tracing::info!(
+        transport = mailer.transport_name(),
+        links = %mailer.links().public_url,
+        overridden_templates = overridden.len(),
+        "mailer ready"
+    );
+    if matches!(config.mail.transport, MailTransport::Log) {
+        tracing::warn!(
+            "AUTH_MAIL_TRANSPORT=log: mails are not sent, their links (tokens included) are \
+             logged; for development only"
+        );
+    }
+    Ok(mailer)
 }
 
 /// A built application, listening but not yet serving.

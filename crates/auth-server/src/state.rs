@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::config::IpNet;
 use crate::limits::RateLimiter;
+use crate::mail::Mailer;
 
 /// Cloned for every request that reads it, so it is one reference-counted pointer.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct Shared {
     pub trusted_proxies: Arc<[IpNet]>,
     /// Rate limits per client IP and per account.
     pub limits: RateLimiter,
+    /// Renders and sends the mails of the outbox (the `mail` relay's [`auth_core::outbox::Deliver`]).
+    pub mailer: Mailer,
 }
 
 impl AppState {

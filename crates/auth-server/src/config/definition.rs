@@ -8,7 +8,7 @@ use std::ops::RangeInclusive;
 use auth_core::token::JwtAlgorithm;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{IpNet, LogFormat, RawConfig, RedisFailure, settings};
+use super::{IpNet, LogFormat, RawConfig, RedisFailure, TransportKind, settings};
 
 /// One setting, declared by the area that reads it.
 pub struct Setting<T: 'static> {
@@ -289,3 +289,4 @@ macro_rules! choice {
 choice!(JwtAlgorithm: "EdDSA" => JwtAlgorithm::EdDSA, "HS256" => JwtAlgorithm::HS256);
 choice!(LogFormat: "pretty" => LogFormat::Pretty, "json" => LogFormat::Json);
 choice!(RedisFailure: "memory" => RedisFailure::Memory, "open" => RedisFailure::Open, "closed" => RedisFailure::Closed);
+choice!(TransportKind: "smtp" => TransportKind::Smtp, "file" => TransportKind::File, "log" => TransportKind::Log);

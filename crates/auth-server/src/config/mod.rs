@@ -8,11 +8,13 @@ mod edge;
 mod keys;
 mod limits;
 mod logging;
+mod mail;
 mod net;
 mod passwords;
 mod raw;
 mod server;
 mod sessions;
+mod smtp;
 mod tokens;
 
 pub use database::Database;
@@ -21,11 +23,13 @@ pub use edge::Edge;
 pub use keys::Keys;
 pub use limits::{Quota, Quotas, RateLimits, RedisFailure, RedisLimits};
 pub use logging::{LogFormat, Logging};
+pub use mail::{Mail, MailTransport, TransportKind};
 pub use net::{IpNet, redact_url};
 pub use passwords::Passwords;
 pub use raw::{RawConfig, Source};
 pub use server::Server;
 pub use sessions::Sessions;
+pub use smtp::{Smtp, SmtpSecurity};
 pub use tokens::Tokens;
 
 /// The validated configuration, one part per area.
@@ -40,6 +44,7 @@ pub struct Config {
     pub sessions: Sessions,
     pub logging: Logging,
     pub limits: RateLimits,
+    pub mail: Mail,
 }
 
 /// The settings of each area, in the order `config check` lists them.
@@ -53,6 +58,7 @@ static AREAS: &[&[&dyn Definition]] = &[
     sessions::SETTINGS,
     logging::SETTINGS,
     limits::SETTINGS,
+    mail::SETTINGS,
 ];
 
 /// Every setting the service reads: what the environment, the file, `config check` and the
@@ -74,8 +80,9 @@ impl RawConfig {
         let sessions = sessions::load(self, &mut p);
         let logging = logging::load(self, &mut p);
         let limits = limits::load(self, &mut p);
+        let mail = mail::load(self, &mut p, tokens.as_ref());
         match (
-            server, edge, database, tokens, keys, passwords, sessions, logging, limits,
+            server, edge, database, tokens, keys, passwords, sessions, logging, limits, mail,
         ) {
             (
                 Some(server),
@@ -87,6 +94,7 @@ impl RawConfig {
                 Some(sessions),
                 Some(logging),
                 Some(limits),
+                Some(mail),
             ) if p.is_empty() => Ok(Config {
                 server,
                 edge,
@@ -97,6 +105,7 @@ impl RawConfig {
                 sessions,
                 logging,
                 limits,
+                mail,
             }),
             _ => {
                 debug_assert!(!p.is_empty(), "an area gave nothing and said no problem");
@@ -106,6 +115,8 @@ impl RawConfig {
     }
 }
 
+#[cfg(test)]
+mod mail_tests;
 #[cfg(test)]
 mod table_tests;
 #[cfg(test)]

@@ -71,6 +71,8 @@ pub enum MailerError {
     },
     #[error("SMTP TLS set-up: {0}")]
     Tls(String),
+    #[error("the SMTP transport needs a Tokio runtime (its connection pool runs on it)")]
+    NoRuntime,
 }
 
 /// Renders and sends mails. Cheap to clone.

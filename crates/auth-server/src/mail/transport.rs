@@ -29,6 +29,9 @@ pub enum Transport {
 impl Transport {
     pub(super) fn from_config(config: &MailTransport) -> Result<Self, MailerError> {
         Ok(match config {
+            MailTransport::Smtp(_) if tokio::runtime::Handle::try_current().is_err() => {
+                return Err(MailerError::NoRuntime);
+            }
             MailTransport::Smtp(smtp) => Self::Smtp {
                 transport: smtp_transport(smtp)?,
                 bound: smtp.timeout.saturating_mul(4),

@@ -101,7 +101,8 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         now_unix() - config.tokens.access.access_ttl.as_secs() as i64 - 2 * LEEWAY_SECONDS as i64;
     let revocations = Arc::new(RevocationList::starting_at(horizon));
     let tokens = Arc::new(tokens);
-    let mailer = start_mailer(config, &store)?;
+    let mailer =
+        Mailer::from_config(&config.mail, store.mail_seal().clone()).map_err(StartupError::Mail)?;
     let state = AppState::new(Shared {
         directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone()),
         audit: AuditService::new(store.clone()),
@@ -141,26 +142,6 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     Ok(state)
 }
 
-/// The mailer of the configuration, its problems surfacing at start; says where mail goes.
-fn start_mailer(config: &Config, store: &Store) -> Result<Mailer, StartupError> {
-    let mailer =
-        Mailer::from_config(&config.mail, store.mail_seal().clone()).map_err(StartupError::Mail)?;
-    let overridden = config.mail.templates.overridden();
-    tracing::info!(
-        transport = mailer.transport_name(),
-        links = %mailer.links().public_url,
-        overridden_templates = overridden.len(),
-        "mailer ready"
-    );
-    if matches!(config.mail.transport, MailTransport::Log) {
-        tracing::warn!(
-            "AUTH_MAIL_TRANSPORT=log: mails are not sent, their links (tokens included) are \
-             logged; for development only"
-        );
-    }
-    Ok(mailer)
-}
-
 /// A built application, listening but not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -175,6 +156,7 @@ impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let store = open_store(config).await?;
         let state = build_state(config, store).await?;
+        log_mail(config, &state.mailer);
         let addr = config.server.addr();
         let listener = TcpListener::bind(addr)
             .await
@@ -237,6 +219,22 @@ impl Application {
         tasks.stop().await;
         store.close().await;
         Ok(())
+    }
+}
+
+/// Says where mail goes; warns when it goes to the log (tokens included).
+fn log_mail(config: &Config, mailer: &Mailer) {
+    tracing::info!(
+        transport = mailer.transport_name(),
+        links = %mailer.links().public_url,
+        overridden_templates = config.mail.templates.overridden().len(),
+        "mailer ready"
+    );
+    if matches!(config.mail.transport, MailTransport::Log) {
+        tracing::warn!(
+            "AUTH_MAIL_TRANSPORT=log: mails are not sent, their links (tokens included) are \
+             logged; for development only"
+        );
     }
 }
 

@@ -328,3 +328,44 @@ async fn the_service_mails_reset_and_verification_links_with_the_tokens_sealed_i
         assert_eq!(mail.token().as_deref(), Some(token));
     }
 }
+
+#[tokio::test]
+async fn the_binary_refuses_bad_mail_settings_at_start_without_showing_the_password() {
+    let (_db, url) = crate::helpers::TestDb::create().await;
+    let templates = std::env::temp_dir().join(format!("auth-mail-bad-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("welcome.txt"), "hello").unwrap();
+    std::fs::write(templates.join("verify_email.txt"), "{{token}}").unwrap();
+    let out = crate::cli::command(&url)
+        .env("AUTH_MAIL_TRANSPORT", "smtp")
+        .env(
+            "AUTH_SMTP_URL",
+            "smtp://me:hunter2-pw@mail.example?tls=always",
+        )
+        .env("AUTH_MAIL_TEMPLATES_DIR", &templates)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&templates).ok();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("configuration error: "))
+        .collect();
+    assert_eq!(problems.len(), 3, "{err}");
+    assert!(
+        err.contains("smtp_url (AUTH_SMTP_URL): tls must be required"),
+        "{err}"
+    );
+    assert!(err.contains("unknown file name \"welcome.txt\""), "{err}");
+    assert!(err.contains("unknown placeholder {{token}}"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+
+    // Without a URL, smtp is refused too.
+    let out = crate::cli::command(&url)
+        .env("AUTH_MAIL_TRANSPORT", "smtp")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AUTH_SMTP_URL): required"));
+}

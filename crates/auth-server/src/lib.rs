@@ -8,6 +8,8 @@ pub mod format;
 pub mod http;
 pub mod import;
 pub mod limits;
+pub mod metrics;
+pub mod outbox;
 pub mod serve;
 pub mod startup;
 pub mod state;

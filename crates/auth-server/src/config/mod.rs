@@ -5,6 +5,7 @@
 mod database;
 mod definition;
 mod edge;
+mod events;
 mod keys;
 mod limits;
 mod logging;
@@ -18,6 +19,7 @@ mod tokens;
 pub use database::Database;
 pub use definition::{DefaultTo, Definition, Problems, Secrecy, Setting, Value};
 pub use edge::Edge;
+pub use events::{Broker, Events, Retries};
 pub use keys::Keys;
 pub use limits::{Quota, Quotas, RateLimits, RedisFailure, RedisLimits};
 pub use logging::{LogFormat, Logging};
@@ -40,6 +42,7 @@ pub struct Config {
     pub sessions: Sessions,
     pub logging: Logging,
     pub limits: RateLimits,
+    pub events: Events,
 }
 
 /// The settings of each area, in the order `config check` lists them.
@@ -53,6 +56,7 @@ static AREAS: &[&[&dyn Definition]] = &[
     sessions::SETTINGS,
     logging::SETTINGS,
     limits::SETTINGS,
+    events::SETTINGS,
 ];
 
 /// Every setting the service reads: what the environment, the file, `config check` and the
@@ -74,8 +78,9 @@ impl RawConfig {
         let sessions = sessions::load(self, &mut p);
         let logging = logging::load(self, &mut p);
         let limits = limits::load(self, &mut p);
+        let events = events::load(self, &mut p);
         match (
-            server, edge, database, tokens, keys, passwords, sessions, logging, limits,
+            server, edge, database, tokens, keys, passwords, sessions, logging, limits, events,
         ) {
             (
                 Some(server),
@@ -87,6 +92,7 @@ impl RawConfig {
                 Some(sessions),
                 Some(logging),
                 Some(limits),
+                Some(events),
             ) if p.is_empty() => Ok(Config {
                 server,
                 edge,
@@ -97,6 +103,7 @@ impl RawConfig {
                 sessions,
                 logging,
                 limits,
+                events,
             }),
             _ => {
                 debug_assert!(!p.is_empty(), "an area gave nothing and said no problem");

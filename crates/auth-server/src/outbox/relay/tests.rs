@@ -172,9 +172,7 @@ async fn a_failing_entry_holds_back_the_ones_behind_it_and_is_parked_after_n_att
     assert_eq!(rows[0].attempts, 3);
     assert_eq!(rows[0].last_error.as_deref(), Some("refused"));
     assert_eq!(
-        counters
-            .failures
-            .load(std::sync::atomic::Ordering::SeqCst),
+        counters.failures.load(std::sync::atomic::Ordering::SeqCst),
         3
     );
 

@@ -18,17 +18,23 @@ pub mod permissions {
     pub const KEYS_READ: &str = "keys:read";
     pub const KEYS_ROTATE: &str = "keys:rotate";
     pub const TENANTS_WRITE: &str = "tenants:write";
+    /// The event outbox: list events and see the backlog.
+    pub const EVENTS_READ: &str = "events:read";
+    /// The event outbox: re-queue parked events.
+    pub const EVENTS_WRITE: &str = "events:write";
     /// Spans tenants: its holder acts on every tenant.
     pub const SUPERADMIN: &str = "superadmin";
 
     /// What a tenant's built-in `admin` role holds.
-    pub const TENANT_ADMIN: [&str; 6] = [
+    pub const TENANT_ADMIN: [&str; 8] = [
         USERS_READ,
         USERS_WRITE,
         ROLES_READ,
         ROLES_WRITE,
         SESSIONS_REVOKE,
         AUDIT_READ,
+        EVENTS_READ,
+        EVENTS_WRITE,
     ];
 
     /// Whether a permission is one the service checks (and so one a caller may grant only
@@ -42,6 +48,7 @@ pub mod permissions {
                 "audit:",
                 "keys:",
                 "tenants:",
+                "events:",
             ]
             .iter()
             .any(|p| permission.starts_with(p))

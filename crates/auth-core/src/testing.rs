@@ -95,6 +95,8 @@ struct StoredToken {
     successor_sealed: Option<String>,
 }
 
+mod outbox;
+
 #[derive(Clone, Default)]
 struct State {
     users: Vec<StoredUser>,
@@ -103,6 +105,10 @@ struct State {
     audit: Vec<AuditEvent>,
     events: Vec<DomainEvent>,
     mails: Vec<OutgoingMail>,
+    /// The outbox table's rows (events and mails) and its channel leases (channel, holder,
+    /// expiry).
+    outbox: Vec<outbox::OutboxRow>,
+    leases: Vec<(String, String, i64)>,
     /// Password history: (user, hash, at), oldest first.
     history: Vec<(UserId, String, i64)>,
     /// Failed logins naming no account, by key ([`crate::lockout::unknown_login_key`]), with
@@ -307,8 +313,10 @@ impl UnitOfWork for MemoryRepo {
             ..
         } = tx;
         staged.audit.extend(records.take_audit_events());
-        staged.events.extend(records.take_events());
-        staged.mails.extend(records.take_mails());
+        let (events, mails) = (records.take_events(), records.take_mails());
+        staged.outbox.extend(outbox::rows_of(&events, &mails));
+        staged.events.extend(events);
+        staged.mails.extend(mails);
         *repo.state() = staged;
         Ok(out)
     }

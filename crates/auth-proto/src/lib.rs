@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod events;
 pub mod jwks;
 pub mod tokens;
 pub mod users;

@@ -9,6 +9,8 @@ pub mod http;
 pub mod import;
 pub mod limits;
 pub mod mail;
+pub mod metrics;
+pub mod outbox;
 pub mod serve;
 pub mod startup;
 pub mod state;

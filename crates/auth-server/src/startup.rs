@@ -8,7 +8,7 @@ use std::sync::Arc;
 use auth_core::password::PasswordHasher;
 use auth_core::revocation::RevocationList;
 use auth_core::service::{
-    AccountService, AuditService, DirectoryService, SessionService, TokenChecks,
+    AccountService, AuditService, DirectoryService, EventService, SessionService, TokenChecks,
 };
 use auth_core::signing::{SigningMode, start_token_service};
 use auth_core::token::JwtAlgorithm;
@@ -107,6 +107,9 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone()),
         audit: AuditService::new(store.clone()),
         audit_retention_days: config.logging.audit_retention_days,
+        events: EventService::new(store.clone()),
+        events_config: config.events.clone(),
+        outbox_counters: Arc::default(),
         accounts: AccountService::new(
             store.clone(),
             hasher.clone(),

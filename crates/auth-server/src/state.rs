@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use auth_core::service::{
-    AccountService, AuditService, DirectoryService, SessionService, TokenChecks,
+    AccountService, AuditService, DirectoryService, EventService, SessionService, TokenChecks,
 };
 use auth_core::signing::{KeyManager, RotationSettings};
 use auth_store::Store;
@@ -26,6 +26,12 @@ pub struct Shared {
     pub audit: AuditService<Store>,
     /// Days the audit log keeps an entry (0: forever); purged by a background task.
     pub audit_retention_days: u32,
+    /// The event outbox as the admin API reads it.
+    pub events: EventService<Store>,
+    /// Where events are relayed, how relays retry, how long events are kept.
+    pub events_config: crate::config::Events,
+    /// The outbox relays' counters, for `/metrics`.
+    pub outbox_counters: Arc<crate::metrics::OutboxCounters>,
     pub checks: TokenChecks,
     pub store: Store,
     pub master_key: Option<SecretString>,

@@ -1,6 +1,7 @@
 //! Background tasks of every instance: reading revocations made by other instances, key
 //! upkeep (promotion, automatic rotation, removal, reload), forgetting old failed-login counts
-//! and the audit log's retention purge. All stop with the server.
+//! the audit log's and the event outbox's retention purges, and the event relay (when a broker
+//! is configured, [`crate::outbox`]) and the mail relay. All stop with the server.
 
 use std::time::Duration;
 
@@ -63,6 +64,27 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
             }
         })
     };
+    let mut handles = vec![revocations, login_failures, keys];
+    // Mail always goes out through its relay (the log transport included): unordered, each
+    // row deleted once sent.
+    handles.push(crate::outbox::spawn_relay(
+        state.store.clone(),
+        state.mailer.clone(),
+        state.store.mail_ready(),
+        crate::outbox::RelayOptions::mail(state.events_config.retries),
+        state.outbox_counters.channel(auth_store::MAIL_CHANNEL),
+        stopped.clone(),
+    ));
+    if let Some(broker) = &state.events_config.broker {
+        handles.push(crate::outbox::spawn_relay(
+            state.store.clone(),
+            crate::outbox::EventPublisher::new(broker),
+            state.store.events_ready(),
+            crate::outbox::RelayOptions::events(state.events_config.retries),
+            state.outbox_counters.channel(auth_store::EVENT_CHANNEL),
+            stopped.clone(),
+        ));
+    }
     // At start, then hourly: entries expire by the day, and any instance may run it (a purge
     // deletes what is due, whoever runs it).
     let retention = tokio::spawn(async move {
@@ -75,6 +97,11 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
                     if let Err(e) = state.audit.purge(state.audit_retention_days).await {
                         tracing::warn!(error = %e, "audit log purge failed; will retry");
                     }
+                    let events = &state.events_config;
+                    let undelivered = events.broker.is_none();
+                    if let Err(e) = state.events.purge(events.retention_days, undelivered).await {
+                        tracing::warn!(error = %e, "event outbox purge failed; will retry");
+                    }
                 }
                 _ = stopped.changed() => break,
             }
@@ -82,7 +109,10 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
     });
     Tasks {
         stop,
-        handles: vec![revocations, login_failures, keys, retention],
+        handles: {
+            handles.push(retention);
+            handles
+        },
     }
 }
 

@@ -38,6 +38,18 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// SQL of `column`, a JSON object stored as text, with its `data` member made `{}`.
+    pub(crate) fn json_without_data(self, column: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("json_set({column}, '$.data', json('{{}}'))"),
+            Backend::Postgres => {
+                format!("jsonb_set({column}::jsonb, '{{data}}', '{{}}'::jsonb)::text")
+            }
+        }
+    }
+}
+
 /// Separator of aggregated names ([`Backend::aggregate`]): the ASCII unit separator, which no
 /// role or permission name contains.
 pub(crate) const LIST_SEPARATOR: char = '\u{1f}';

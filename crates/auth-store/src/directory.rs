@@ -14,6 +14,7 @@ use tracing::instrument;
 
 use crate::audit::{AUDIT_COLUMNS, fetch_audit};
 use crate::dialect::{Stmt, portable, sql};
+use crate::outbox::{EVENT_CHANNEL, MAIL_CHANNEL};
 use crate::sessions::{SESSION_COLUMNS, SessionRow};
 use crate::unit::StoreTx;
 use crate::users::{UserRow, stored_id, user_access_columns};
@@ -196,6 +197,25 @@ impl DirectoryWrites for StoreTx {
                 self.execute(Stmt::new(pseudonymize).bind(pseudonym).bind(id.as_str()))
                     .await?;
             }
+            // The outbox: mail not sent yet goes (it holds the address and maybe a token);
+            // events already delivered keep their envelope but lose their data (addresses,
+            // names). Undelivered events stay whole, so consumers still learn of the erasure
+            // (`auth.user_deleted`) and of what came before it.
+            let unsent_mail = portable!(
+                backend,
+                format!(
+                    "DELETE FROM outbox WHERE channel = '{MAIL_CHANNEL}' AND subject = ? \
+                     AND delivered_at IS NULL"
+                )
+            );
+            self.execute(Stmt::new(unsent_mail).bind(id.as_str()))
+                .await?;
+            let blank = sql!(backend, 0, || format!(
+                "UPDATE outbox SET payload = {} WHERE channel = '{EVENT_CHANNEL}' \
+                 AND subject = ? AND delivered_at IS NOT NULL",
+                backend.json_without_data("payload")
+            ));
+            self.execute(Stmt::new(blank).bind(id.as_str())).await?;
             // Sessions, their refresh tokens and the user's roles go with the row.
             let delete = portable!(backend, "DELETE FROM users WHERE id = ?");
             let n = self.execute(Stmt::new(delete).bind(id)).await?;

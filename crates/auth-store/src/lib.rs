@@ -19,6 +19,7 @@ mod lane;
 mod lockout;
 mod migrate;
 mod outbox;
+mod outbox_repo;
 mod passwords;
 mod sessions;
 mod unit;

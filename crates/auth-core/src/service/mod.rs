@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod checks;
 mod directory;
+mod events;
 mod import;
 mod passwords;
 mod sessions;
@@ -22,6 +23,7 @@ pub use accounts::AccountService;
 pub use audit::{AuditFilter, AuditPage, AuditService, PURGE_BATCH};
 pub use checks::TokenChecks;
 pub use directory::{DirectoryService, UserChanges, UserExport};
+pub use events::{EVENT_PURGE_BATCH, EventFilter, EventPage, EventService};
 pub use import::{ImportRecord, ImportReport, OnConflict};
 pub use sessions::{SessionService, SessionView};
 

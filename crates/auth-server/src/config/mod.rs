@@ -5,6 +5,7 @@
 mod database;
 mod definition;
 mod edge;
+mod events;
 mod keys;
 mod limits;
 mod logging;
@@ -20,6 +21,7 @@ mod tokens;
 pub use database::Database;
 pub use definition::{DefaultTo, Definition, Problems, Secrecy, Setting, Value};
 pub use edge::Edge;
+pub use events::{Broker, Events, Retries};
 pub use keys::Keys;
 pub use limits::{Quota, Quotas, RateLimits, RedisFailure, RedisLimits};
 pub use logging::{LogFormat, Logging};
@@ -45,6 +47,7 @@ pub struct Config {
     pub logging: Logging,
     pub limits: RateLimits,
     pub mail: Mail,
+    pub events: Events,
 }
 
 /// The settings of each area, in the order `config check` lists them.
@@ -59,6 +62,7 @@ static AREAS: &[&[&dyn Definition]] = &[
     logging::SETTINGS,
     limits::SETTINGS,
     mail::SETTINGS,
+    events::SETTINGS,
 ];
 
 /// Every setting the service reads: what the environment, the file, `config check` and the
@@ -81,8 +85,10 @@ impl RawConfig {
         let logging = logging::load(self, &mut p);
         let limits = limits::load(self, &mut p);
         let mail = mail::load(self, &mut p, tokens.as_ref());
+        let events = events::load(self, &mut p);
         match (
             server, edge, database, tokens, keys, passwords, sessions, logging, limits, mail,
+            events,
         ) {
             (
                 Some(server),
@@ -95,6 +101,7 @@ impl RawConfig {
                 Some(logging),
                 Some(limits),
                 Some(mail),
+                Some(events),
             ) if p.is_empty() => Ok(Config {
                 server,
                 edge,
@@ -106,6 +113,7 @@ impl RawConfig {
                 logging,
                 limits,
                 mail,
+                events,
             }),
             _ => {
                 debug_assert!(!p.is_empty(), "an area gave nothing and said no problem");

@@ -10,6 +10,7 @@ pub mod compat;
 pub mod completion;
 pub mod edge;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod limit;
 pub mod ops;
@@ -82,6 +83,7 @@ fn groups() -> Vec<Group> {
         accounts::groups(),
         admin::groups(),
         audit::groups(),
+        events::groups(),
         sessions::groups(),
         platform::groups(),
         compat::groups(),

@@ -62,7 +62,7 @@ impl Transport {
                 match tokio::time::timeout(*bound, transport.send(message)).await {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(e)) => Err(classify(&e)),
-                    Err(_) => Err(DeliveryError::Retry(format!(
+                    Err(_) => Err(DeliveryError::Unavailable(format!(
                         "SMTP: no answer within {bound:?}"
                     ))),
                 }
@@ -114,12 +114,17 @@ fn smtp_transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, Mai
 /// mail goes out on a later attempt.
 const AUTH_CODES: [&str; 4] = ["530", "534", "535", "538"];
 
-/// A permanent (5xx) reply to the mail is permanent, but for AUTH refusals; transient (4xx)
-/// replies, connection, TLS and timeout failures are worth a retry.
+/// No reply to the mail itself (connection, TLS, timeout) or a refused AUTH: the server is
+/// out of reach, and the relay waits for it without counting attempts against the mail. A
+/// permanent (5xx) reply to the mail parks it; a transient (4xx) one is retried.
 pub fn classify(e: &smtp::Error) -> DeliveryError {
     let text = format!("SMTP: {e}");
-    let code = e.status().map(|c| c.to_string());
-    if e.is_permanent() && !code.as_deref().is_some_and(|c| AUTH_CODES.contains(&c)) {
+    let Some(code) = e.status().map(|c| c.to_string()) else {
+        return DeliveryError::Unavailable(text);
+    };
+    if AUTH_CODES.contains(&code.as_str()) {
+        DeliveryError::Unavailable(text)
+    } else if e.is_permanent() {
         DeliveryError::Permanent(text)
     } else {
         DeliveryError::Retry(text)
@@ -146,7 +151,7 @@ async fn write_eml(dir: &Path, id: &str, bytes: Vec<u8>) -> Result<(), DeliveryE
     };
     match tokio::task::spawn_blocking(write).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(DeliveryError::Retry(format!(
+        Ok(Err(e)) => Err(DeliveryError::Unavailable(format!(
             "writing to {}: {e}",
             dir.display()
         ))),

@@ -256,6 +256,17 @@ impl TestApp {
         (addr, state)
     }
 
+    /// The same database through another instance listening at `addr` ([`Self::sibling`]).
+    pub fn through(&self, addr: String) -> TestApp {
+        TestApp {
+            addr,
+            client: self.client.clone(),
+            state: self.state.clone(),
+            config: self.config.clone(),
+            _db: None,
+        }
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<sqlx::Any, i64>(sql)
             .fetch_one(self.pool())

@@ -10,6 +10,8 @@ mod compat;
 mod edge;
 mod edge_tls;
 mod errors;
+mod events;
+mod events_brokers;
 mod helpers;
 mod hostile;
 mod import;

@@ -90,6 +90,10 @@ async fn the_openapi_document_lists_every_route() {
         "/auth/admin/keys",
         "/auth/admin/keys/rotate",
         "/auth/admin/tenants",
+        "/auth/admin/events",
+        "/auth/admin/events/stats",
+        "/auth/admin/events/{id}/retry",
+        "/metrics",
     ]
     .into();
     assert_eq!(paths, expected);

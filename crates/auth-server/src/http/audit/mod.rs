@@ -91,7 +91,7 @@ pub struct ActivityQuery {
     cursor: Option<String>,
 }
 
-fn limit(asked: Option<u32>) -> Result<usize, CoreError> {
+pub(super) fn limit(asked: Option<u32>) -> Result<usize, CoreError> {
     match asked {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_AUDIT_PAGE as u32).contains(&n) => Ok(n as usize),
@@ -104,7 +104,7 @@ fn is_hex(text: &str) -> bool {
 }
 
 /// The cursor of the position after `entry`.
-fn cursor_of(position: &AuditPosition) -> Option<String> {
+pub(super) fn cursor_of(position: &AuditPosition) -> Option<String> {
     let id = uuid::Uuid::parse_str(&position.id).ok()?;
     let at = u64::try_from(position.at).unwrap_or(0);
     Some(format!("{at:016x}{}", id.simple()))
@@ -125,7 +125,7 @@ fn cursor_position(cursor: &str) -> Result<AuditPosition, CoreError> {
     })
 }
 
-fn cursor(text: Option<&str>) -> Result<Option<AuditPosition>, CoreError> {
+pub(super) fn cursor(text: Option<&str>) -> Result<Option<AuditPosition>, CoreError> {
     text.map(cursor_position).transpose()
 }
 
@@ -145,7 +145,7 @@ fn user_filter(text: &str) -> Result<String, CoreError> {
     }
 }
 
-fn time(field: &str, text: Option<&str>) -> Result<Option<i64>, CoreError> {
+pub(super) fn time(field: &str, text: Option<&str>) -> Result<Option<i64>, CoreError> {
     text.map(|t| {
         parse_rfc3339(t).ok_or_else(|| CoreError::invalid(field, "not an RFC 3339 date-time"))
     })

@@ -99,7 +99,8 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     let revocations = Arc::new(RevocationList::starting_at(horizon));
     let tokens = Arc::new(tokens);
     let state = AppState::new(Shared {
-        directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone()),
+        directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone())
+            .with_flows(config.accounts.flows),
         audit: AuditService::new(store.clone()),
         audit_retention_days: config.logging.audit_retention_days,
         accounts: AccountService::new(
@@ -107,7 +108,8 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
             hasher.clone(),
             config.passwords.policy,
             revocations.clone(),
-        ),
+        )
+        .with_flows(config.accounts.flows),
         sessions: SessionService::new(
             store.clone(),
             hasher,

@@ -1,6 +1,6 @@
 //! Background tasks of every instance: reading revocations made by other instances, key
 //! upkeep (promotion, automatic rotation, removal, reload), forgetting old failed-login counts
-//! and the audit log's retention purge. All stop with the server.
+//! and old mailed tokens, and the audit log's retention purge. All stop with the server.
 
 use std::time::Duration;
 
@@ -52,6 +52,19 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
             }
         })
     };
+    let action_tokens = {
+        let state = state.clone();
+        every(Duration::from_secs(3600), stopped.clone(), move || {
+            let state = state.clone();
+            async move {
+                match state.accounts.purge_action_tokens(now_unix()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "forgot expired and used mailed tokens"),
+                    Err(e) => tracing::warn!(error = %e, "purging mailed tokens failed"),
+                }
+            }
+        })
+    };
     let keys = {
         let state = state.clone();
         every(key_reload, stopped.clone(), move || {
@@ -82,7 +95,7 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
     });
     Tasks {
         stop,
-        handles: vec![revocations, login_failures, keys, retention],
+        handles: vec![revocations, login_failures, action_tokens, keys, retention],
     }
 }
 

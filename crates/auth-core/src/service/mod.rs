@@ -11,7 +11,9 @@ mod checks;
 mod directory;
 mod import;
 mod passwords;
+mod recovery;
 mod sessions;
+mod verification;
 
 use crate::CoreError;
 use crate::domain::{Email, LoginName, Password, RoleName, SessionId, TenantId, Username};
@@ -24,6 +26,7 @@ pub use checks::TokenChecks;
 pub use directory::{DirectoryService, UserChanges, UserExport};
 pub use import::{ImportRecord, ImportReport, OnConflict};
 pub use sessions::{SessionService, SessionView};
+pub use verification::VerificationRequest;
 
 /// A validated request to create an account.
 #[derive(Debug)]

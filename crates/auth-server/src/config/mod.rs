@@ -2,6 +2,7 @@
 //! with the services this one replaces), else from an optional flat TOML file, else a default;
 //! each area validates its own part, and every problem is reported, one line each.
 
+mod accounts;
 mod database;
 mod definition;
 mod edge;
@@ -15,6 +16,7 @@ mod server;
 mod sessions;
 mod tokens;
 
+pub use accounts::Accounts;
 pub use database::Database;
 pub use definition::{DefaultTo, Definition, Problems, Secrecy, Setting, Value};
 pub use edge::Edge;
@@ -38,6 +40,7 @@ pub struct Config {
     pub keys: Keys,
     pub passwords: Passwords,
     pub sessions: Sessions,
+    pub accounts: Accounts,
     pub logging: Logging,
     pub limits: RateLimits,
 }
@@ -51,6 +54,7 @@ static AREAS: &[&[&dyn Definition]] = &[
     keys::SETTINGS,
     passwords::SETTINGS,
     sessions::SETTINGS,
+    accounts::SETTINGS,
     logging::SETTINGS,
     limits::SETTINGS,
 ];
@@ -71,11 +75,16 @@ impl RawConfig {
         let tokens = tokens::load(self, &mut p, server.as_ref());
         let keys = keys::load(self, &mut p);
         let passwords = passwords::load(self, &mut p);
-        let sessions = sessions::load(self, &mut p);
+        let mut sessions = sessions::load(self, &mut p);
+        let accounts = accounts::load(self, &mut p);
+        // A login's rule, set in the accounts area.
+        if let (Some(sessions), Some(accounts)) = (sessions.as_mut(), accounts.as_ref()) {
+            sessions.lifetimes.require_verified_email = accounts.flows.require_verified_email;
+        }
         let logging = logging::load(self, &mut p);
         let limits = limits::load(self, &mut p);
         match (
-            server, edge, database, tokens, keys, passwords, sessions, logging, limits,
+            server, edge, database, tokens, keys, passwords, sessions, accounts, logging, limits,
         ) {
             (
                 Some(server),
@@ -85,6 +94,7 @@ impl RawConfig {
                 Some(keys),
                 Some(passwords),
                 Some(sessions),
+                Some(accounts),
                 Some(logging),
                 Some(limits),
             ) if p.is_empty() => Ok(Config {
@@ -95,6 +105,7 @@ impl RawConfig {
                 keys,
                 passwords,
                 sessions,
+                accounts,
                 logging,
                 limits,
             }),

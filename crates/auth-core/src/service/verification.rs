@@ -159,3 +159,205 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::SessionId;
+    use crate::events::EventType;
+    use crate::password::PasswordPolicy;
+    use crate::revocation::RevocationList;
+    use crate::service::{Credentials, Registration, SessionService};
+    use crate::session::SessionSettings;
+    use crate::testing::{MemoryRepo, cheap_hasher, hs256_tokens};
+
+    const PASSWORD: &str = "correct horse battery";
+
+    fn service(repo: &MemoryRepo, require: bool) -> AccountService<MemoryRepo> {
+        AccountService::new(
+            repo.clone(),
+            cheap_hasher(1),
+            PasswordPolicy::default(),
+            Arc::new(RevocationList::starting_at(0)),
+        )
+        .with_flows(FlowSettings {
+            require_verified_email: require,
+            ..FlowSettings::default()
+        })
+    }
+
+    fn signup(email: &str, username: Option<&str>) -> Registration {
+        Registration::parse(email, username, PASSWORD.into(), &[]).unwrap()
+    }
+
+    fn link(repo: &MemoryRepo, to: &str) -> String {
+        let mail = repo
+            .mails()
+            .into_iter()
+            .rev()
+            .find(|m| m.template == MailTemplate::VerifyEmail && m.to == to);
+        mail.and_then(|m| m.token).expect("a verification mail")
+    }
+
+    fn identity(user: &User) -> Arc<Identity> {
+        let tokens = hs256_tokens();
+        let access = tokens
+            .mint(user, Some(SessionId::generate()), now_unix())
+            .unwrap();
+        tokens.check(&access.token, now_unix()).unwrap().identity
+    }
+
+    #[tokio::test]
+    async fn a_sign_up_mails_a_link_that_verifies_the_address_once() {
+        let repo = MemoryRepo::default();
+        let svc = service(&repo, false);
+        let ann = svc.register(signup("Ann@example.com", None)).await.unwrap();
+        let token = link(&repo, "Ann@example.com");
+        assert_eq!(repo.action_tokens(ActionPurpose::VerifyEmail).len(), 1);
+        assert!(!repo.email_verified(ann.id));
+        let client = ClientInfo::default();
+        svc.verify_email(&token, &client).await.unwrap();
+        assert!(repo.email_verified(ann.id));
+        assert_eq!(repo.audit_kinds().last(), Some(&AuditKind::EmailVerified));
+        let event = repo.events().into_iter().last().unwrap();
+        assert_eq!(
+            (event.kind, event.data["email"].as_str()),
+            (EventType::EmailVerified, Some("Ann@example.com"))
+        );
+        let again = svc.verify_email(&token, &client).await;
+        assert!(
+            matches!(
+                again,
+                Err(CoreError::ActionToken(ActionTokenRefusal::Invalid))
+            ),
+            "{again:?}"
+        );
+        // Verified: a request mails nothing.
+        let before = repo.mails().len();
+        let ann = repo.get_user(ann.id).await.unwrap().unwrap();
+        let asked = svc.request_verification(&identity(&ann)).await.unwrap();
+        assert_eq!(asked, VerificationRequest::AlreadyVerified);
+        assert_eq!(repo.mails().len(), before);
+    }
+
+    #[tokio::test]
+    async fn a_new_link_supersedes_the_old_one_and_expired_links_say_so() {
+        let repo = MemoryRepo::default();
+        let svc = service(&repo, false);
+        let ann = svc.register(signup("ann@example.com", None)).await.unwrap();
+        let first = link(&repo, "ann@example.com");
+        let asked = svc.request_verification(&identity(&ann)).await.unwrap();
+        assert_eq!(asked, VerificationRequest::Mailed);
+        let second = link(&repo, "ann@example.com");
+        assert_ne!(first, second);
+        let client = ClientInfo::default();
+        let old = svc.verify_email(&first, &client).await;
+        assert!(
+            matches!(
+                old,
+                Err(CoreError::ActionToken(ActionTokenRefusal::Invalid))
+            ),
+            "{old:?}"
+        );
+        repo.expire_action_tokens(now_unix());
+        let late = svc.verify_email(&second, &client).await;
+        assert!(
+            matches!(
+                late,
+                Err(CoreError::ActionToken(ActionTokenRefusal::Expired))
+            ),
+            "{late:?}"
+        );
+        assert!(!repo.email_verified(ann.id));
+        assert_eq!(
+            svc.purge_action_tokens(now_unix() + 86_401).await.unwrap(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn under_required_verification_a_taken_email_signs_up_as_a_new_one_and_mails_the_owner() {
+        let repo = MemoryRepo::default();
+        let svc = service(&repo, true);
+        let owner = svc
+            .register(signup("ann@example.com", Some("ann")))
+            .await
+            .unwrap();
+        let again = svc.register(signup("ANN@example.com", None)).await.unwrap();
+        assert_ne!(again.id, owner.id);
+        assert_eq!(again.email, "ANN@example.com");
+        assert!(!again.email_verified && again.permissions.is_empty());
+        assert_eq!(again.roles, owner.roles);
+        assert_eq!(repo.user_count(), 1, "no second account");
+        let attempt = repo.mails().into_iter().last().unwrap();
+        assert_eq!(
+            (attempt.template, attempt.to.as_str()),
+            (MailTemplate::SignupAttempt, "ann@example.com")
+        );
+        assert_eq!((attempt.user, attempt.token), (Some(owner.id), None));
+        let audit = repo.audit_events().into_iter().last().unwrap();
+        assert_eq!(
+            (audit.kind, audit.user_id),
+            (AuditKind::SignupFailed, Some(owner.id))
+        );
+        // A taken username is still said, whatever the email.
+        let name = svc.register(signup("ann@example.com", Some("ANN"))).await;
+        assert!(matches!(name, Err(CoreError::UsernameTaken)), "{name:?}");
+        let name = svc.register(signup("new@example.com", Some("ann"))).await;
+        assert!(matches!(name, Err(CoreError::UsernameTaken)), "{name:?}");
+        // Without the setting the conflict stays.
+        let plain = service(&repo, false)
+            .register(signup("ann@example.com", None))
+            .await;
+        assert!(matches!(plain, Err(CoreError::EmailTaken)), "{plain:?}");
+    }
+
+    #[tokio::test]
+    async fn under_required_verification_only_a_verified_address_logs_in() {
+        let repo = MemoryRepo::default();
+        let svc = service(&repo, true);
+        let sessions = SessionService::new(
+            repo.clone(),
+            cheap_hasher(1),
+            Arc::new(hs256_tokens()),
+            SessionSettings {
+                require_verified_email: true,
+                ..SessionSettings::default()
+            },
+            Arc::new(RevocationList::starting_at(0)),
+        );
+        svc.register(signup("ann@example.com", None)).await.unwrap();
+        let login = |password: &str| {
+            let creds = Credentials::parse(
+                Some("ann@example.com"),
+                None,
+                password.into(),
+                None,
+                ClientInfo::default(),
+            );
+            sessions.login(creds.unwrap())
+        };
+        let wrong = login("not the password at all").await;
+        assert!(
+            matches!(wrong, Err(CoreError::InvalidCredentials)),
+            "{wrong:?}"
+        );
+        let unverified = login(PASSWORD).await;
+        assert!(
+            matches!(unverified, Err(CoreError::EmailNotVerified)),
+            "{unverified:?}"
+        );
+        let audit = repo.audit_events().into_iter().last().unwrap();
+        assert_eq!(audit.detail["reason"], "email_not_verified");
+        svc.verify_email(&link(&repo, "ann@example.com"), &ClientInfo::default())
+            .await
+            .unwrap();
+        let issued = login(PASSWORD).await.unwrap();
+        let claims = hs256_tokens()
+            .verify_signature(&issued.access.token, now_unix())
+            .unwrap();
+        assert!(claims.email_verified);
+    }
+}

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use auth_core::events::{MailSeal, OutgoingMail};
 use auth_server::config::{Config, RawConfig};
 use auth_server::startup::Application;
 use auth_server::state::AppState;
@@ -254,6 +255,46 @@ impl TestApp {
         let url = self.config.database.url.expose_secret().to_owned();
         let (addr, state, _) = start(&url, extra).await;
         (addr, state)
+    }
+
+    /// The mails of template `kind` waiting in the outbox, oldest first, read back as the
+    /// mailer reads them (a token sealed under `AUTH_MASTER_KEY` opened).
+    pub async fn mails(&self, kind: &str) -> Vec<OutgoingMail> {
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, payload FROM outbox WHERE channel = 'mail' AND kind = '{kind}' ORDER BY id"
+        ))
+        .fetch_all(self.pool())
+        .await
+        .unwrap();
+        let master = self.config.keys.master_key.as_ref();
+        let seal = MailSeal::new(master.map(|k| k.expose_secret().as_bytes()));
+        rows.iter()
+            .map(|(id, payload)| {
+                let payload: Value = serde_json::from_str(payload).unwrap();
+                OutgoingMail::from_payload(id, &payload, &seal).expect("a mail the mailer reads")
+            })
+            .collect()
+    }
+
+    /// The token of the newest mail of template `kind` to `to`.
+    pub async fn mailed_token(&self, kind: &str, to: &str) -> String {
+        let mails = self.mails(kind).await;
+        let mail = mails.iter().rev().find(|m| m.to == to);
+        let mail = mail.unwrap_or_else(|| panic!("no {kind} mail to {to}: {mails:?}"));
+        mail.token.clone().expect("the mail carries a token")
+    }
+
+    /// The `data` of the events of type `kind` in the outbox, oldest first.
+    pub async fn events(&self, kind: &str) -> Vec<Value> {
+        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT payload FROM outbox WHERE channel = 'event' AND kind = '{kind}' ORDER BY id"
+        ))
+        .fetch_all(self.pool())
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|(p,)| serde_json::from_str::<Value>(p).unwrap()["data"].clone())
+            .collect()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -24,6 +24,7 @@ mod passwords;
 mod platform;
 mod profile;
 mod ratelimit;
+mod reset;
 mod schema;
 mod sessions;
 mod signup;

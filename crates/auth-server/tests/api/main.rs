@@ -28,3 +28,4 @@ mod reset;
 mod schema;
 mod sessions;
 mod signup;
+mod verify;

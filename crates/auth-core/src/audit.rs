@@ -347,6 +347,17 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_is_in_the_table_of_docs_audit() {
+        let doc = include_str!("../../../docs/AUDIT.md");
+        for kind in AuditKind::ALL {
+            assert!(
+                doc.contains(&format!("| `{kind}`")) || doc.contains(&format!(", `{kind}`")),
+                "docs/AUDIT.md has no row for {kind}"
+            );
+        }
+    }
+
+    #[test]
     fn refusals_and_attacks_are_failures() {
         for kind in AuditKind::ALL {
             let failure = kind.as_str().ends_with(".failed")

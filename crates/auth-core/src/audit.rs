@@ -46,6 +46,16 @@ pub enum AuditKind {
     PasswordSet,
     /// A login re-hashed an outdated (legacy) password hash to the current scheme.
     PasswordRehashed,
+    /// A password reset was asked for (`POST /auth/password-reset/request`); details say
+    /// whether a link was mailed.
+    PasswordResetRequested,
+    /// The user set a new password with a reset link (every session revoked).
+    PasswordReset,
+    /// The user verified their address with a link.
+    EmailVerified,
+    /// A sign-up named the address of an existing account under
+    /// `AUTH_REQUIRE_VERIFIED_EMAIL` (answered as a new account; the owner was mailed).
+    SignupFailed,
     /// `users import` created or updated the user.
     UserImported,
     /// A new signing key was created (by an administrator, the command line or the
@@ -55,7 +65,7 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [AuditKind; 27] = [
+    pub const ALL: [AuditKind; 31] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -81,6 +91,10 @@ impl AuditKind {
         Self::PasswordChanged,
         Self::PasswordSet,
         Self::PasswordRehashed,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::EmailVerified,
+        Self::SignupFailed,
         Self::UserImported,
         Self::KeyRotated,
     ];
@@ -113,6 +127,10 @@ impl AuditKind {
             Self::PasswordChanged => "password.changed",
             Self::PasswordSet => "password.set",
             Self::PasswordRehashed => "password.rehashed",
+            Self::PasswordResetRequested => "password.reset_requested",
+            Self::PasswordReset => "password.reset",
+            Self::EmailVerified => "user.email_verified",
+            Self::SignupFailed => "signup.failed",
             Self::UserImported => "user.imported",
             Self::KeyRotated => "key.rotated",
         }
@@ -126,9 +144,11 @@ impl AuditKind {
     /// The outcome an event of this kind has: refusals and detected attacks are failures.
     pub fn outcome(self) -> Outcome {
         match self {
-            Self::LoginFailed | Self::LoginLocked | Self::RefreshTokenReused | Self::UserLocked => {
-                Outcome::Failure
-            }
+            Self::LoginFailed
+            | Self::LoginLocked
+            | Self::RefreshTokenReused
+            | Self::UserLocked
+            | Self::SignupFailed => Outcome::Failure,
             _ => Outcome::Success,
         }
     }
@@ -163,6 +183,9 @@ pub enum LoginFailure {
     UnknownAccount,
     WrongPassword,
     AccountDisabled,
+    /// The password was right, but the address is not verified and
+    /// `AUTH_REQUIRE_VERIFIED_EMAIL` is on.
+    EmailNotVerified,
 }
 
 impl LoginFailure {
@@ -171,6 +194,7 @@ impl LoginFailure {
             Self::UnknownAccount => "unknown_account",
             Self::WrongPassword => "wrong_password",
             Self::AccountDisabled => "account_disabled",
+            Self::EmailNotVerified => "email_not_verified",
         }
     }
 }
@@ -320,6 +344,17 @@ mod tests {
             assert_eq!(AuditKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(AuditKind::parse("login_succeeded"), None);
+    }
+
+    #[test]
+    fn every_kind_is_in_the_table_of_docs_audit() {
+        let doc = include_str!("../../../docs/AUDIT.md");
+        for kind in AuditKind::ALL {
+            assert!(
+                doc.contains(&format!("| `{kind}`")) || doc.contains(&format!(", `{kind}`")),
+                "docs/AUDIT.md has no row for {kind}"
+            );
+        }
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub enum CoreError {
     InvalidCredentials,
     #[error("account disabled")]
     AccountDisabled,
+    /// The password was right, but a login needs a verified address
+    /// (`AUTH_REQUIRE_VERIFIED_EMAIL`) and this one is not.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// A mailed link's token (password reset, email verification) was refused.
+    #[error("link refused: {0}")]
+    ActionToken(#[from] crate::action_token::ActionTokenRefusal),
     /// The password was right but the account is locked for this long after failed logins
     /// (a wrong password on a locked account is [`CoreError::InvalidCredentials`]).
     #[error("account locked")]

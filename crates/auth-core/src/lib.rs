@@ -2,6 +2,7 @@
 //! implement each use case, and the repository traits the store crate implements.
 #![forbid(unsafe_code)]
 
+pub mod action_token;
 pub mod audit;
 pub mod directory;
 pub mod domain;

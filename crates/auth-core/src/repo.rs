@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::StoreError;
+use crate::action_token::{ActionPurpose, ActionTokenRecord, NewActionToken};
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::directory::{ProfileChanges, Role, Tenant, UserFilter};
 use crate::domain::{
@@ -184,6 +185,49 @@ pub trait SessionWrites: Transaction {
         reason: RevokeReason,
         at: i64,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
+}
+
+/// Single-use mailed tokens ([`crate::action_token`]) and the verification of an address, on
+/// a transaction.
+pub trait ActionTokenWrites: Transaction {
+    /// Stores a new token after deleting the user's unused tokens of the same purpose (a newer
+    /// token supersedes the older ones).
+    fn issue_action_token<'a>(
+        &'a mut self,
+        token: &'a NewActionToken,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Marks the token with this hash and purpose used, only while it is unused and unexpired
+    /// at `now` (one conditional update: of concurrent uses exactly one gets an answer); its
+    /// user and the address it was sent to.
+    fn consume_action_token<'a>(
+        &'a mut self,
+        hash: &'a str,
+        purpose: ActionPurpose,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<(UserId, String)>, StoreError>>;
+
+    /// Marks the user's address verified, only while it is still `email` (compared
+    /// normalized) and unverified; whether it did.
+    fn mark_email_verified<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        email: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Deletes tokens that expired or were used before `before`, at most 1000; how many.
+    fn purge_action_tokens(&mut self, before: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+/// Reads of single-use mailed tokens.
+pub trait ActionTokenReads: Send + Sync {
+    /// The token with this hash and purpose, used or not.
+    fn find_action_token(
+        &self,
+        hash: &str,
+        purpose: ActionPurpose,
+    ) -> impl Future<Output = Result<Option<ActionTokenRecord>, StoreError>> + Send;
 }
 
 /// Failed-login counting for lockout ([`crate::lockout`]), on a transaction.

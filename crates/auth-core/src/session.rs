@@ -20,6 +20,8 @@ pub struct SessionSettings {
     pub grace: Duration,
     /// When failed logins lock an account.
     pub lockout: LockoutPolicy,
+    /// A login needs a verified address (`403 email_not_verified` otherwise).
+    pub require_verified_email: bool,
 }
 
 impl Default for SessionSettings {
@@ -29,6 +31,7 @@ impl Default for SessionSettings {
             absolute: Duration::from_secs(30 * 24 * 3600),
             grace: Duration::from_secs(10),
             lockout: LockoutPolicy::default(),
+            require_verified_email: false,
         }
     }
 }
@@ -89,6 +92,8 @@ pub enum RevokeReason {
     PasswordChanged,
     /// An administrator set the user's password.
     PasswordSet,
+    /// The user set a new password with a reset link.
+    PasswordReset,
 }
 
 impl RevokeReason {
@@ -102,6 +107,7 @@ impl RevokeReason {
             Self::UserDisabled => "user_disabled",
             Self::PasswordChanged => "password_changed",
             Self::PasswordSet => "password_set",
+            Self::PasswordReset => "password_reset",
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::StoreError;
+use crate::action_token::{ActionPurpose, ActionTokenRecord, NewActionToken};
 use crate::audit::{AuditEvent, AuditKind, AuditQuery, AuditRecord, AuditRepository};
 use crate::domain::{
     LoginName, NewUser, Permission, RoleName, SessionId, TenantId, User, UserCredentials, UserId,
@@ -18,9 +19,9 @@ use crate::events::{DomainEvent, EventType, OutgoingMail};
 use crate::lockout::{LockoutPolicy, LockoutState};
 use crate::password::{Argon2Settings, HashingLimits, PasswordHasher};
 use crate::repo::{
-    BoxFuture, HealthRepository, ImportReads, ImportWrites, LockoutWrites, PasswordReads,
-    PasswordWrites, Record, Records, RefreshRotation, Rotation, RotationOutcome, SessionReads,
-    SessionWrites, Transaction, UnitOfWork, UserReads, UserWrites,
+    ActionTokenReads, ActionTokenWrites, BoxFuture, HealthRepository, ImportReads, ImportWrites,
+    LockoutWrites, PasswordReads, PasswordWrites, Record, Records, RefreshRotation, Rotation,
+    RotationOutcome, SessionReads, SessionWrites, Transaction, UnitOfWork, UserReads, UserWrites,
 };
 use crate::session::{RefreshRecord, RevokeReason, Session};
 use crate::token::{TokenService, TokenSettings};
@@ -114,6 +115,8 @@ struct State {
     /// Failed logins naming no account, by key ([`crate::lockout::unknown_login_key`]), with
     /// when each was last counted.
     unknown_failures: Vec<(String, LockoutState, i64)>,
+    /// Mailed single-use tokens, with when each was used.
+    action_tokens: Vec<(NewActionToken, Option<i64>)>,
 }
 
 impl State {
@@ -233,6 +236,40 @@ impl MemoryRepo {
             .filter(|(s, _)| s.user_id == id && s.revoked_at.is_some())
             .map(|(s, _)| s.id)
             .collect()
+    }
+
+    /// The stored single-use tokens of `purpose`, with when each was used, oldest first.
+    pub fn action_tokens(&self, purpose: ActionPurpose) -> Vec<(NewActionToken, Option<i64>)> {
+        self.state()
+            .action_tokens
+            .iter()
+            .filter(|(t, _)| t.purpose == purpose)
+            .cloned()
+            .collect()
+    }
+
+    /// Moves the expiry of every stored single-use token to `at`.
+    pub fn expire_action_tokens(&self, at: i64) {
+        for (t, _) in &mut self.state().action_tokens {
+            t.expires_at = at;
+        }
+    }
+
+    /// Whether the user's address is verified.
+    pub fn email_verified(&self, id: UserId) -> bool {
+        self.state().user(id).is_some_and(|u| u.user.email_verified)
+    }
+
+    /// The user's failed-login state.
+    pub fn lockout(&self, id: UserId) -> Option<LockoutState> {
+        self.state().user(id).map(|u| u.lockout)
+    }
+
+    /// Sets the user's failed-login state.
+    pub fn put_lockout(&self, id: UserId, lockout: LockoutState) {
+        if let Some(u) = self.state().user_mut(&id) {
+            u.lockout = lockout;
+        }
     }
 
     /// The next unit of work fails at its commit, as a database that went away would.
@@ -624,6 +661,90 @@ impl LockoutWrites for MemoryTx {
             failures.retain(|(_, _, seen)| *seen >= before);
             Ok((count - failures.len()) as u64)
         })
+    }
+}
+
+impl ActionTokenWrites for MemoryTx {
+    fn issue_action_token<'a>(
+        &'a mut self,
+        token: &'a NewActionToken,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if self.staged.user(token.user).is_none() {
+                return Err(StoreError::MissingReference("user".into()));
+            }
+            let tokens = &mut self.staged.action_tokens;
+            tokens.retain(|(t, used)| {
+                !(t.user == token.user && t.purpose == token.purpose && used.is_none())
+            });
+            tokens.push((token.clone(), None));
+            Ok(())
+        })
+    }
+
+    fn consume_action_token<'a>(
+        &'a mut self,
+        hash: &'a str,
+        purpose: ActionPurpose,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<(UserId, String)>, StoreError>> {
+        Box::pin(async move {
+            let found = self.staged.action_tokens.iter_mut().find(|(t, used)| {
+                t.hash == hash && t.purpose == purpose && used.is_none() && t.expires_at > now
+            });
+            Ok(found.map(|(t, used)| {
+                *used = Some(now);
+                (t.user, t.email.clone())
+            }))
+        })
+    }
+
+    fn mark_email_verified<'a>(
+        &'a mut self,
+        user: &'a UserId,
+        email: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let Some(u) = self.staged.user_mut(user) else {
+                return Ok(false);
+            };
+            if u.email != email.to_lowercase() || u.user.email_verified {
+                return Ok(false);
+            }
+            u.user.email_verified = true;
+            u.user.updated_at = now;
+            Ok(true)
+        })
+    }
+
+    fn purge_action_tokens(&mut self, before: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let tokens = &mut self.staged.action_tokens;
+            let count = tokens.len();
+            tokens.retain(|(t, used)| t.expires_at >= before && used.is_none_or(|u| u >= before));
+            Ok((count - tokens.len()) as u64)
+        })
+    }
+}
+
+impl ActionTokenReads for MemoryRepo {
+    async fn find_action_token(
+        &self,
+        hash: &str,
+        purpose: ActionPurpose,
+    ) -> Result<Option<ActionTokenRecord>, StoreError> {
+        Ok(self
+            .state()
+            .action_tokens
+            .iter()
+            .find(|(t, _)| t.hash == hash && t.purpose == purpose)
+            .map(|(t, used)| ActionTokenRecord {
+                user: t.user,
+                email: t.email.clone(),
+                expires_at: t.expires_at,
+                used_at: *used,
+            }))
     }
 }
 

@@ -6,11 +6,13 @@ pub mod admin;
 pub mod error;
 pub mod events;
 pub mod jwks;
+pub mod recovery;
 pub mod tokens;
 pub mod users;
 
 pub use error::{ErrorCode, FieldError, Problem};
 pub use jwks::{Jwk, JwkSet};
+pub use recovery::{Accepted, PasswordResetConfirm, PasswordResetRequest, VerifyEmailRequest};
 pub use tokens::{
     ActiveIdentity, CompatObtainRequest, CompatRefreshRequest, CompatTokenPair, Introspection,
     LoginRequest, LogoutRequest, RefreshRequest, SessionInfo, TokenResponse, ValidateRequest,

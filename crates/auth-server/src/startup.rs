@@ -104,7 +104,8 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     let mailer =
         Mailer::from_config(&config.mail, store.mail_seal().clone()).map_err(StartupError::Mail)?;
     let state = AppState::new(Shared {
-        directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone()),
+        directory: DirectoryService::new(store.clone(), hasher.clone(), revocations.clone())
+            .with_flows(config.accounts.flows),
         audit: AuditService::new(store.clone()),
         audit_retention_days: config.logging.audit_retention_days,
         events: EventService::new(store.clone()),
@@ -115,7 +116,8 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
             hasher.clone(),
             config.passwords.policy,
             revocations.clone(),
-        ),
+        )
+        .with_flows(config.accounts.flows),
         sessions: SessionService::new(
             store.clone(),
             hasher,
@@ -238,6 +240,9 @@ fn log_mail(config: &Config, mailer: &Mailer) {
             "AUTH_MAIL_TRANSPORT=log: mails are not sent, their links (tokens included) are \
              logged; for development only"
         );
+    }
+    if matches!(config.mail.transport, MailTransport::Off) {
+        tracing::warn!("AUTH_MAIL_TRANSPORT=off: no mail is sent; it stays in the outbox");
     }
 }
 

@@ -1,7 +1,8 @@
 //! Background tasks of every instance: reading revocations made by other instances, key
 //! upkeep (promotion, automatic rotation, removal, reload), forgetting old failed-login counts
-//! the audit log's and the event outbox's retention purges, and the event relay (when a broker
-//! is configured, [`crate::outbox`]) and the mail relay. All stop with the server.
+//! and of expired or used mailed tokens, the audit log's and the event outbox's retention
+//! purges, the event relay (when a broker is configured, [`crate::outbox`]) and the mail relay.
+//! All stop with the server.
 
 use std::time::Duration;
 
@@ -53,6 +54,19 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
             }
         })
     };
+    let action_tokens = {
+        let state = state.clone();
+        every(Duration::from_secs(3600), stopped.clone(), move || {
+            let state = state.clone();
+            async move {
+                match state.accounts.purge_action_tokens(now_unix()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "forgot expired and used mailed tokens"),
+                    Err(e) => tracing::warn!(error = %e, "purging mailed tokens failed"),
+                }
+            }
+        })
+    };
     let keys = {
         let state = state.clone();
         every(key_reload, stopped.clone(), move || {
@@ -64,17 +78,19 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
             }
         })
     };
-    let mut handles = vec![revocations, login_failures, keys];
-    // Mail always goes out through its relay (the log transport included): unordered, each
-    // row deleted once sent.
-    handles.push(crate::outbox::spawn_relay(
-        state.store.clone(),
-        state.mailer.clone(),
-        state.store.mail_ready(),
-        crate::outbox::RelayOptions::mail(state.events_config.retries),
-        state.outbox_counters.channel(auth_store::MAIL_CHANNEL),
-        stopped.clone(),
-    ));
+    let mut handles = vec![revocations, login_failures, action_tokens, keys];
+    // Mail goes out through its relay (the log transport included; `off` keeps it in the
+    // outbox): unordered, each row deleted once sent.
+    if state.mailer.sends() {
+        handles.push(crate::outbox::spawn_relay(
+            state.store.clone(),
+            state.mailer.clone(),
+            state.store.mail_ready(),
+            crate::outbox::RelayOptions::mail(state.events_config.retries),
+            state.outbox_counters.channel(auth_store::MAIL_CHANNEL),
+            stopped.clone(),
+        ));
+    }
     if let Some(broker) = &state.events_config.broker {
         handles.push(crate::outbox::spawn_relay(
             state.store.clone(),

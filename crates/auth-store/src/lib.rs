@@ -6,9 +6,11 @@
 //! - [`unit`]: the unit of work every write runs in;
 //! - [`dialect`]: portable statements and the backends' differences;
 //! - [`migrate`]: the migrations of each backend;
-//! - one module per table area: [`users`], [`passwords`], [`sessions`], [`keys`], [`audit`].
+//! - one module per table area: [`users`], [`passwords`], [`sessions`], [`keys`], [`audit`],
+//!   [`action_tokens`].
 #![forbid(unsafe_code)]
 
+mod action_tokens;
 mod audit;
 mod connect;
 mod dialect;

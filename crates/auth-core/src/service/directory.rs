@@ -7,6 +7,8 @@ use std::sync::Arc;
 use serde_json::json;
 use tracing::instrument;
 
+use super::verification::record_verification;
+use crate::action_token::FlowSettings;
 use crate::audit::{AuditEvent, AuditKind, AuditRecord};
 use crate::directory::{
     Actor, MAX_PAGE, ProfileChanges, Role, Tenant, UserFilter, is_builtin_role, permissions,
@@ -18,7 +20,8 @@ use crate::error::{Conflict, Requirement};
 use crate::events::{DomainEvent, EventType};
 use crate::password::PasswordHasher;
 use crate::repo::{
-    DirectoryReads, DirectoryWrites, Record, SessionReads, SessionWrites, UnitOfWork, UserReads,
+    ActionTokenWrites, DirectoryReads, DirectoryWrites, Record, SessionReads, SessionWrites,
+    UnitOfWork, UserReads,
 };
 use crate::revocation::RevocationList;
 use crate::session::{ClientInfo, RevokeReason, Session};
@@ -45,6 +48,8 @@ pub struct DirectoryService<R> {
     repo: R,
     hasher: PasswordHasher,
     revocations: Arc<RevocationList>,
+    /// A changed email is mailed a verification link by these settings.
+    flows: FlowSettings,
 }
 
 /// Maps the conflicts of a profile change.
@@ -59,14 +64,31 @@ fn profile_conflicts(e: StoreError) -> CoreError {
 impl<R> DirectoryService<R>
 where
     R: UnitOfWork + UserReads + DirectoryReads + SessionReads,
-    R::Tx: DirectoryWrites + SessionWrites,
+    R::Tx: DirectoryWrites + SessionWrites + ActionTokenWrites,
 {
     pub fn new(repo: R, hasher: PasswordHasher, revocations: Arc<RevocationList>) -> Self {
         Self {
             repo,
             hasher,
             revocations,
+            flows: FlowSettings::default(),
         }
+    }
+
+    /// The same service with these settings of the mailed flows.
+    pub fn with_flows(mut self, flows: FlowSettings) -> Self {
+        self.flows = flows;
+        self
+    }
+
+    /// The user a profile change leaves, when its address changed and is to be mailed a
+    /// verification link (the new address is unverified).
+    fn to_verify(&self, user: &User, profile: &ProfileChanges) -> Option<User> {
+        let changed = profile
+            .email
+            .as_ref()
+            .is_some_and(|e| e.normalized() != user.email.to_lowercase());
+        (changed && self.flows.mails_verification()).then(|| with_profile(user, profile))
     }
 
     /// A user within the actor's reach; any other (or none) is "not found".
@@ -172,6 +194,8 @@ where
         let now = now_unix();
         let profile = changes.profile;
         let tenant = user.tenant.clone();
+        let verify = self.to_verify(&user, &profile);
+        let flows = self.flows;
         let mut events = Vec::new();
         let mut changes = Vec::new();
         if !profile.is_empty() {
@@ -196,6 +220,9 @@ where
                 Box::pin(async move {
                     if !profile.is_empty() && !tx.update_profile(&id, &profile, now).await? {
                         return Ok(false);
+                    }
+                    if let Some(changed) = &verify {
+                        record_verification(tx, changed, &flows, now).await?;
                     }
                     if let Some(roles) = &roles {
                         tx.replace_roles(&id, &tenant, roles, now).await?;
@@ -371,6 +398,8 @@ where
             &profile_fields(&profile),
             now,
         );
+        let verify = self.to_verify(&user, &profile);
+        let flows = self.flows;
         let found = self
             .repo
             .write(move |tx| {
@@ -379,6 +408,9 @@ where
                     if found {
                         tx.audit(event);
                         tx.event(change);
+                        if let Some(changed) = &verify {
+                            record_verification(tx, changed, &flows, now).await?;
+                        }
                     }
                     Ok(found)
                 })

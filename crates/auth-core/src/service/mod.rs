@@ -12,7 +12,9 @@ mod directory;
 mod events;
 mod import;
 mod passwords;
+mod recovery;
 mod sessions;
+mod verification;
 
 use crate::CoreError;
 use crate::domain::{Email, LoginName, Password, RoleName, SessionId, TenantId, Username};
@@ -26,6 +28,7 @@ pub use directory::{DirectoryService, UserChanges, UserExport};
 pub use events::{EVENT_PURGE_BATCH, EventFilter, EventPage, EventService};
 pub use import::{ImportRecord, ImportReport, OnConflict};
 pub use sessions::{SessionService, SessionView};
+pub use verification::VerificationRequest;
 
 /// A validated request to create an account.
 #[derive(Debug)]

@@ -7,38 +7,59 @@ use tracing::instrument;
 
 use super::AccountService;
 use super::directory::record_revoked;
+use crate::action_token::ActionPurpose;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{Password, TenantId, UserCredentials, UserId};
 use crate::error::TokenRejection;
-use crate::events::DomainEvent;
+use crate::events::{DomainEvent, MailTemplate, OutgoingMail};
 use crate::password::{HashKind, PasswordPolicy, identify};
 use crate::repo::{
-    PasswordReads, PasswordWrites, Record, SessionWrites, UnitOfWork, UserReads, UserWrites,
+    ActionTokenWrites, LockoutWrites, PasswordReads, PasswordWrites, Record, SessionWrites,
+    UnitOfWork, UserReads, UserWrites,
 };
 use crate::session::{ClientInfo, RevokeReason};
 use crate::token::Identity;
 use crate::{CoreError, now_unix};
 
 /// A new password's write: what it replaces and what it revokes.
-struct Change {
-    user: UserId,
-    new_hash: String,
+pub(super) struct Change {
+    pub(super) user: UserId,
+    pub(super) new_hash: String,
     /// The verified current hash for a change (written only over it), none for a set.
-    expected: Option<String>,
+    pub(super) expected: Option<String>,
     /// The hash replaced, recorded in the history when it is one.
-    old_hash: String,
+    pub(super) old_hash: String,
     /// The session to keep (the caller's), for a change.
-    keep: Option<crate::domain::SessionId>,
-    reason: RevokeReason,
+    pub(super) keep: Option<crate::domain::SessionId>,
+    pub(super) reason: RevokeReason,
     /// How the password was replaced, for `auth.password_changed`: `change`, `admin`, `reset`.
-    method: &'static str,
-    audit: AuditEvent,
+    pub(super) method: &'static str,
+    pub(super) audit: AuditEvent,
+    /// The `password_changed` mail to the account's address.
+    pub(super) notice: OutgoingMail,
+    /// For a reset: the link's token, consumed in the same unit of work.
+    pub(super) reset: Option<ResetClaim>,
+}
+
+/// What a reset adds to a password's write: the link's token is consumed first (nothing is
+/// written unless it still can be), failed logins and lock are cleared, and an unverified
+/// address is verified (the link proved the mailbox).
+pub(super) struct ResetClaim {
+    pub(super) token_hash: String,
+    /// The account's address, the one the link was mailed to.
+    pub(super) email: String,
+    pub(super) verify: Option<AuditEvent>,
+}
+
+/// The `password_changed` notice for `user` at `at`.
+pub(super) fn password_notice(user: &crate::domain::User, at: i64) -> OutgoingMail {
+    OutgoingMail::new(MailTemplate::PasswordChanged, &user.tenant, &user.email, at).user(user.id)
 }
 
 impl<R> AccountService<R>
 where
     R: UnitOfWork + UserReads + PasswordReads,
-    R::Tx: UserWrites + PasswordWrites + SessionWrites,
+    R::Tx: UserWrites + PasswordWrites + SessionWrites + ActionTokenWrites + LockoutWrites,
 {
     /// Changes the caller's password: the current one must verify (else
     /// [`CoreError::InvalidCredentials`]), the new one must meet the policy and the history.
@@ -83,6 +104,8 @@ where
             reason: RevokeReason::PasswordChanged,
             method: "change",
             audit,
+            notice: password_notice(&creds.user, now),
+            reset: None,
         })
         .await?
         // The password changed between its check and this write: the current password
@@ -123,6 +146,8 @@ where
             reason: RevokeReason::PasswordSet,
             method: "admin",
             audit,
+            notice: password_notice(&creds.user, now),
+            reset: None,
         })
         .await?
         // Deleted meanwhile.
@@ -132,7 +157,7 @@ where
 
     /// The policy, then the history (the current hash and the newest `history - 1` earlier
     /// ones, verified in one turn on a hashing thread), then the new hash.
-    async fn checked_hash(
+    pub(super) async fn checked_hash(
         &self,
         creds: &UserCredentials,
         new: &Password,
@@ -158,8 +183,8 @@ where
     }
 
     /// Writes a change in one unit of work; false when nothing was written (the expected
-    /// hash was no longer the stored one, or the user is gone).
-    async fn write_change(&self, change: Change) -> Result<bool, CoreError> {
+    /// hash was no longer the stored one, the user is gone, or a reset's token was used).
+    pub(super) async fn write_change(&self, change: Change) -> Result<bool, CoreError> {
         let keep_history = self.policy.history.min(PasswordPolicy::MAX_HISTORY);
         let at = change.audit.at;
         // Only Argon2 hashes go to the history (a legacy hash replaced is not kept).
@@ -175,7 +200,20 @@ where
                     reason,
                     method,
                     audit,
+                    notice,
+                    reset,
                 } = change;
+                if let Some(reset) = &reset {
+                    let claimed = tx
+                        .consume_action_token(&reset.token_hash, ActionPurpose::PasswordReset, at)
+                        .await?;
+                    let ours = claimed.is_some_and(|(owner, email)| {
+                        owner == user && email.to_lowercase() == reset.email.to_lowercase()
+                    });
+                    if !ours {
+                        return Ok(None);
+                    }
+                }
                 let written = tx
                     .set_password_hash(&user, &new_hash, expected.as_deref(), at)
                     .await?;
@@ -194,6 +232,18 @@ where
                 tx.audit(audit);
                 tx.event(DomainEvent::password_changed(&tenant, user, method, at));
                 record_revoked(tx, &tenant, user, &ids, reason, at);
+                tx.mail(notice);
+                if let Some(reset) = reset {
+                    // A reset proves control of the mailbox: the lock goes, and so does doubt
+                    // about the address.
+                    tx.reset_login_failures(&user).await?;
+                    if let Some(verified) = reset.verify
+                        && tx.mark_email_verified(&user, &reset.email, at).await?
+                    {
+                        tx.audit(verified);
+                        tx.event(DomainEvent::email_verified(&tenant, user, &reset.email, at));
+                    }
+                }
                 Ok(Some(ids))
             })
         }))

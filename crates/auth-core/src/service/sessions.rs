@@ -76,7 +76,8 @@ where
 
     /// Checks credentials, opens a session and issues its first token pair. Unknown users cost
     /// one hash verification like known ones and get the same answer as a wrong password; a
-    /// disabled account is reported only once its password checked out. An outdated hash (a
+    /// disabled account (or, when verified addresses are required, an unverified one) is
+    /// reported only once its password checked out. An outdated hash (a
     /// legacy format, other Argon2 parameters) that matched is replaced by a current one in
     /// the same transaction as the session.
     #[instrument(skip_all, err(level = "info"), fields(tenant = %creds.tenant, user_id))]
@@ -122,6 +123,12 @@ where
             return Err(CoreError::AccountLocked {
                 retry_after: Duration::from_secs(left),
             });
+        }
+        if self.settings.require_verified_email && !user.email_verified {
+            // Like a disabled account: said only to whoever knows the password.
+            let failure = LoginFailure::EmailNotVerified;
+            Box::pin(self.login_failed(&creds, Some(user.id), failure, now)).await?;
+            return Err(CoreError::EmailNotVerified);
         }
         let upgrade = verified
             .upgrade

@@ -270,6 +270,7 @@ mod tests {
             permissions: vec![],
             role: Some("user".into()),
             email: "a@example.com".into(),
+            email_verified: false,
             sid: Some(sid(label)),
         }
     }

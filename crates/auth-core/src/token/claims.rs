@@ -38,6 +38,9 @@ pub struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     pub email: String,
+    /// Whether the address was verified when the token was issued (as `/auth/me` says).
+    #[serde(default)]
+    pub email_verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
 }
@@ -175,6 +178,7 @@ mod tests {
             permissions: vec!["users:read".into()],
             role: Some("admin".into()),
             email: "a@example.com".into(),
+            email_verified: false,
             sid: sid.map(str::to_owned),
         }
     }

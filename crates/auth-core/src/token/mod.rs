@@ -214,6 +214,7 @@ impl TokenService {
                 .collect(),
             role: user.roles.first().map(|r| r.as_str().to_owned()),
             email: user.email.clone(),
+            email_verified: user.email_verified,
             sid: sid.map(|s| s.to_string()),
         };
         let token = match signer {

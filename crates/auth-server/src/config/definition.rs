@@ -229,6 +229,25 @@ impl Value for SecretString {
     }
 }
 
+/// `true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`, in any case).
+impl Value for bool {
+    fn read(text: &str) -> Result<Self, Vec<String>> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(vec![format!("must be true or false, not {text:?}")]),
+        }
+    }
+
+    fn show(&self) -> String {
+        self.to_string()
+    }
+
+    fn within(&self, _: &RangeInclusive<Self>) -> bool {
+        true
+    }
+}
+
 /// A comma-separated list of networks; blanks are ignored, each bad item is one problem.
 impl Value for Vec<IpNet> {
     fn read(text: &str) -> Result<Self, Vec<String>> {
@@ -289,4 +308,4 @@ macro_rules! choice {
 choice!(JwtAlgorithm: "EdDSA" => JwtAlgorithm::EdDSA, "HS256" => JwtAlgorithm::HS256);
 choice!(LogFormat: "pretty" => LogFormat::Pretty, "json" => LogFormat::Json);
 choice!(RedisFailure: "memory" => RedisFailure::Memory, "open" => RedisFailure::Open, "closed" => RedisFailure::Closed);
-choice!(TransportKind: "smtp" => TransportKind::Smtp, "file" => TransportKind::File, "log" => TransportKind::Log);
+choice!(TransportKind: "smtp" => TransportKind::Smtp, "file" => TransportKind::File, "log" => TransportKind::Log, "off" => TransportKind::Off);

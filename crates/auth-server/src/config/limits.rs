@@ -160,14 +160,14 @@ quota_setting!(
     "rate_reset_account",
     "AUTH_RATE_RESET_ACCOUNT",
     Quota::new(3, 3600),
-    "password-reset requests and verification resends per account (their routes come later)"
+    "`POST /auth/password-reset/request` and `POST /auth/verify-email/request` per address (tenant + normalised email, whether or not an account has it)"
 );
 quota_setting!(
     RESET_IP,
     "rate_reset_ip",
     "AUTH_RATE_RESET_IP",
     Quota::new(20, 3600),
-    "password-reset requests and verification resends per client IP (their routes come later)"
+    "`POST /auth/password-reset/request` and `POST /auth/verify-email/request` per client IP"
 );
 
 static MEMORY_MAX_KEYS: Setting<usize> = Setting {

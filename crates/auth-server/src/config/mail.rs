@@ -1,4 +1,4 @@
-//! Mail: the transport (`smtp`, `file`, `log`), the sender, the public URL the links are built
+//! Mail: the transport (`smtp`, `file`, `log`, `off`), the sender, the public URL the links are built
 //! on, and the templates (built in, overridable from a folder). docs/MAIL.md says more.
 
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ static TRANSPORT: Setting<TransportKind> = Setting {
     default: DefaultTo::Value(|| TransportKind::Log),
     range: None,
     secrecy: Secrecy::Public,
-    help: "`smtp`, `file` (one .eml per mail) or `log` (development: the link is logged)",
+    help: "`smtp`, `file` (one .eml per mail), `log` (development: the link is logged) or `off` (mail stays in the outbox)",
 };
 
 static SMTP_URL: Setting<SecretString> = Setting {
@@ -132,6 +132,7 @@ pub enum TransportKind {
     Smtp,
     File,
     Log,
+    Off,
 }
 
 /// Where mail goes.
@@ -142,6 +143,8 @@ pub enum MailTransport {
     File(PathBuf),
     /// One log line per mail, its link included (development only).
     Log,
+    /// Nothing is sent: mail stays in the outbox (tests; a service set up without mail yet).
+    Off,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +232,7 @@ fn transport(raw: &RawConfig, p: &mut Problems) -> Option<MailTransport> {
         }
         (TransportKind::File, _, Some(dir)) => Some(MailTransport::File(PathBuf::from(dir))),
         (TransportKind::Log, _, _) => Some(MailTransport::Log),
+        (TransportKind::Off, _, _) => Some(MailTransport::Off),
     }
 }
 

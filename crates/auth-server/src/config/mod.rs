@@ -2,6 +2,7 @@
 //! with the services this one replaces), else from an optional flat TOML file, else a default;
 //! each area validates its own part, and every problem is reported, one line each.
 
+mod accounts;
 mod database;
 mod definition;
 mod edge;
@@ -18,6 +19,7 @@ mod sessions;
 mod smtp;
 mod tokens;
 
+pub use accounts::Accounts;
 pub use database::Database;
 pub use definition::{DefaultTo, Definition, Problems, Secrecy, Setting, Value};
 pub use edge::Edge;
@@ -44,6 +46,7 @@ pub struct Config {
     pub keys: Keys,
     pub passwords: Passwords,
     pub sessions: Sessions,
+    pub accounts: Accounts,
     pub logging: Logging,
     pub limits: RateLimits,
     pub mail: Mail,
@@ -59,6 +62,7 @@ static AREAS: &[&[&dyn Definition]] = &[
     keys::SETTINGS,
     passwords::SETTINGS,
     sessions::SETTINGS,
+    accounts::SETTINGS,
     logging::SETTINGS,
     limits::SETTINGS,
     mail::SETTINGS,
@@ -81,14 +85,19 @@ impl RawConfig {
         let tokens = tokens::load(self, &mut p, server.as_ref());
         let keys = keys::load(self, &mut p);
         let passwords = passwords::load(self, &mut p);
-        let sessions = sessions::load(self, &mut p);
+        let mut sessions = sessions::load(self, &mut p);
+        let accounts = accounts::load(self, &mut p);
+        // A login's rule, set in the accounts area.
+        if let (Some(sessions), Some(accounts)) = (sessions.as_mut(), accounts.as_ref()) {
+            sessions.lifetimes.require_verified_email = accounts.flows.require_verified_email;
+        }
         let logging = logging::load(self, &mut p);
         let limits = limits::load(self, &mut p);
         let mail = mail::load(self, &mut p, tokens.as_ref());
         let events = events::load(self, &mut p);
         match (
-            server, edge, database, tokens, keys, passwords, sessions, logging, limits, mail,
-            events,
+            server, edge, database, tokens, keys, passwords, sessions, accounts, logging, limits,
+            mail, events,
         ) {
             (
                 Some(server),
@@ -98,6 +107,7 @@ impl RawConfig {
                 Some(keys),
                 Some(passwords),
                 Some(sessions),
+                Some(accounts),
                 Some(logging),
                 Some(limits),
                 Some(mail),
@@ -110,6 +120,7 @@ impl RawConfig {
                 keys,
                 passwords,
                 sessions,
+                accounts,
                 logging,
                 limits,
                 mail,

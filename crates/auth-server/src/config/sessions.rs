@@ -120,6 +120,8 @@ pub(super) fn load(raw: &RawConfig, p: &mut Problems) -> Option<Sessions> {
                 base: Duration::from_secs(base?),
                 max: Duration::from_secs(max?),
             },
+            // Set from the accounts area (`require_verified_email`).
+            require_verified_email: false,
         },
         revocation_poll: Duration::from_millis(poll_ms?),
     })

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use auth_core::action_token::ActionTokenRefusal;
 use auth_core::error::{Conflict, TokenRejection};
 use auth_core::{CoreError, StoreError};
 use auth_proto::error::PROBLEM_CONTENT_TYPE;
@@ -159,6 +160,20 @@ impl From<CoreError> for ApiError {
                 ErrorCode::AccountDisabled,
                 "Account disabled",
             ),
+            CoreError::EmailNotVerified => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::EmailNotVerified,
+                "Email not verified",
+            )
+            .detail("verify the address with the link mailed to it, then log in again"),
+            CoreError::ActionToken(refusal) => {
+                let code = match refusal {
+                    ActionTokenRefusal::Expired => ErrorCode::TokenExpired,
+                    ActionTokenRefusal::Invalid => ErrorCode::TokenInvalid,
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, code, "Link refused")
+                    .detail(refusal.to_string())
+            }
             CoreError::AccountLocked { retry_after } => ApiError::new(
                 StatusCode::LOCKED,
                 ErrorCode::AccountLocked,

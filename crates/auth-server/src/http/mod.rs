@@ -1,4 +1,4 @@
-//! The HTTP API: each area (`accounts`, `sessions`, `platform`, `compat`, `ops`) defines its
+//! The HTTP API: each area (`accounts`, `recovery`, `sessions`, `platform`, `compat`, `ops`) defines its
 //! routes, with their OpenAPI descriptions, in groups that declare what they need
 //! ([`route::Needs`]); this module merges them, applies what each group needs, and adds the
 //! cross-cutting layers.
@@ -15,6 +15,7 @@ pub mod extract;
 pub mod limit;
 pub mod ops;
 pub mod platform;
+pub mod recovery;
 pub mod request_id;
 pub mod respond;
 pub mod route;
@@ -81,6 +82,7 @@ impl Modify for BearerScheme {
 fn groups() -> Vec<Group> {
     [
         accounts::groups(),
+        recovery::groups(),
         admin::groups(),
         audit::groups(),
         events::groups(),
@@ -173,8 +175,18 @@ fn constrained(doc: &OpenApiDoc, policy: PasswordPolicy) -> serde_json::Value {
         }
         rule
     };
-    let fields: [(&str, &str, Value); 16] = [
+    let fields: [(&str, &str, Value); 18] = [
         ("SignupRequest", "tenant", nullable(string(TENANT_PATTERN))),
+        (
+            "PasswordResetRequest",
+            "tenant",
+            nullable(string(TENANT_PATTERN)),
+        ),
+        (
+            "PasswordResetConfirm",
+            "new_password",
+            signup["password"].clone(),
+        ),
         ("CreateUserRequest", "email", signup["email"].clone()),
         ("CreateUserRequest", "password", signup["password"].clone()),
         ("CreateUserRequest", "username", signup["username"].clone()),

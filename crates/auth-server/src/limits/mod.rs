@@ -26,7 +26,7 @@ pub enum Limit {
     LoginAccount,
     SignupIp,
     RefreshIp,
-    /// Password-reset requests and verification resends, per account.
+    /// Password-reset requests and verification resends, per address (known or not).
     ResetAccount,
     /// Password-reset requests and verification resends, per client IP.
     ResetIp,

@@ -115,6 +115,11 @@ impl Mailer {
     }
 
     /// `smtp`, `file` or `log`.
+    /// Whether mail goes anywhere (`AUTH_MAIL_TRANSPORT` is not `off`): the mail relay runs.
+    pub fn sends(&self) -> bool {
+        !matches!(self.0.transport, Transport::Off)
+    }
+
     pub fn transport_name(&self) -> &'static str {
         self.0.transport.name()
     }

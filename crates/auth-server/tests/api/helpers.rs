@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use auth_core::events::{MailSeal, OutgoingMail};
 use auth_server::config::{Config, RawConfig};
 use auth_server::startup::Application;
 use auth_server::state::AppState;
@@ -107,8 +108,8 @@ pub const RATE_LIMITS: [&str; 6] = [
     "AUTH_RATE_RESET_IP",
 ];
 
-/// Settings every test uses: a free port, cheap Argon2 parameters, and no rate limits (tests
-/// sign up and log in many times from 127.0.0.1; the rate-limit tests set their own).
+/// Settings every test uses: a free port, cheap Argon2 parameters, no rate limits (tests sign
+/// up and log in many times from 127.0.0.1; the rate-limit tests set their own) and no mail.
 pub fn base_env() -> HashMap<String, String> {
     [
         ("PORT", "0"),
@@ -116,6 +117,8 @@ pub fn base_env() -> HashMap<String, String> {
         ("AUTH_AUDIENCE", "platform"),
         ("AUTH_ARGON2_MEMORY_KIB", "256"),
         ("AUTH_ARGON2_ITERATIONS", "1"),
+        // Mail stays in the outbox, where tests read it; the mail tests pick a transport.
+        ("AUTH_MAIL_TRANSPORT", "off"),
     ]
     .into_iter()
     .chain(RATE_LIMITS.map(|name| (name, "off")))
@@ -265,6 +268,46 @@ impl TestApp {
             config: self.config.clone(),
             _db: None,
         }
+    }
+
+    /// The mails of template `kind` waiting in the outbox, oldest first, read back as the
+    /// mailer reads them (a token sealed under `AUTH_MASTER_KEY` opened).
+    pub async fn mails(&self, kind: &str) -> Vec<OutgoingMail> {
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, payload FROM outbox WHERE channel = 'mail' AND kind = '{kind}' ORDER BY id"
+        ))
+        .fetch_all(self.pool())
+        .await
+        .unwrap();
+        let master = self.config.keys.master_key.as_ref();
+        let seal = MailSeal::new(master.map(|k| k.expose_secret().as_bytes()));
+        rows.iter()
+            .map(|(id, payload)| {
+                let payload: Value = serde_json::from_str(payload).unwrap();
+                OutgoingMail::from_payload(id, &payload, &seal).expect("a mail the mailer reads")
+            })
+            .collect()
+    }
+
+    /// The token of the newest mail of template `kind` to `to`.
+    pub async fn mailed_token(&self, kind: &str, to: &str) -> String {
+        let mails = self.mails(kind).await;
+        let mail = mails.iter().rev().find(|m| m.to == to);
+        let mail = mail.unwrap_or_else(|| panic!("no {kind} mail to {to}: {mails:?}"));
+        mail.token.clone().expect("the mail carries a token")
+    }
+
+    /// The `data` of the events of type `kind` in the outbox, oldest first.
+    pub async fn events(&self, kind: &str) -> Vec<Value> {
+        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT payload FROM outbox WHERE channel = 'event' AND kind = '{kind}' ORDER BY id"
+        ))
+        .fetch_all(self.pool())
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|(p,)| serde_json::from_str::<Value>(p).unwrap()["data"].clone())
+            .collect()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

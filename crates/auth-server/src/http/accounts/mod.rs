@@ -51,9 +51,9 @@ pub fn aliases() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
 #[utoipa::path(post, path = "/auth/signup", tag = "auth",
     request_body = SignupRequest,
     responses(
-        (status = 201, description = "Account created", body = User),
+        (status = 201, description = "Account created (a verification link is mailed). With `AUTH_REQUIRE_VERIFIED_EMAIL` a taken email gets the same answer, and its owner a mail instead", body = User),
         (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`email_taken` or `username_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`username_taken`, or `email_taken` (only without `AUTH_REQUIRE_VERIFIED_EMAIL`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` or `weak_password`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -86,7 +86,7 @@ pub async fn signup(
     responses(
         (status = 200, description = "Access token", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`, for unknown users and wrong passwords alike (locked accounts included)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_disabled`, or `email_not_verified` (with `AUTH_REQUIRE_VERIFIED_EMAIL`): the password was right", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "`account_locked`: the password was right but failed logins locked the account; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),

@@ -48,7 +48,7 @@ fn pair(issued: auth_core::service::IssuedTokens) -> Response {
     responses(
         (status = 200, body = CompatTokenPair),
         (status = 401, description = "`invalid_credentials`; `detail` is SimpleJWT's message", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_disabled`, or `email_not_verified` (with `AUTH_REQUIRE_VERIFIED_EMAIL`): the password was right", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "`account_locked`; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn obtain_pair(

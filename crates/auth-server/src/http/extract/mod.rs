@@ -138,9 +138,10 @@ pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiEr
         }]));
     }
     // The common case parses once; only a failure pays for finding out what is wrong.
-    if let Ok(value) = serde_json::from_slice(bytes) {
-        return Ok(value);
-    }
+    let first = match serde_json::from_slice(bytes) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -154,7 +155,19 @@ pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiEr
             e.classify_label()
         ))
     })?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let shaped: Result<T, _> = serde_path_to_error::deserialize(value);
+    if shaped.is_ok() {
+        // Only the text breaks a rule that its parsed value cannot show: a key given twice
+        // (a parsed object keeps the last). One field, one value.
+        let message = first.to_string();
+        let field = message
+            .strip_prefix("duplicate field `")
+            .and_then(|m| m.split('`').next())
+            .unwrap_or(".")
+            .to_owned();
+        return Err(ApiError::validation(vec![FieldError { field, message }]));
+    }
+    shaped.map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
         // serde reports a missing field at its parent; name the field itself.

@@ -20,6 +20,7 @@ mod keys;
 mod lockout;
 mod login;
 mod mail;
+mod mail_flows;
 mod me;
 mod ops;
 mod outage;

@@ -20,7 +20,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct NatsPublisher {
     url: SecretString,
     stream: String,
-    /// The JetStream context once connected (the client reconnects by itself after that).
+    /// The JetStream context once connected (the client reconnects by itself after that);
+    /// forgotten after a failed publish.
     context: Mutex<Option<jetstream::Context>>,
 }
 
@@ -98,6 +99,13 @@ impl NatsPublisher {
 impl Deliver for NatsPublisher {
     async fn deliver(&self, entry: &OutboxEntry) -> Result<(), DeliveryError> {
         let context = self.context().await?;
-        self.publish(&context, entry).await
+        let published = self.publish(&context, entry).await;
+        if published.is_err() {
+            // Connected afresh next time, which creates the stream again: a server that came
+            // back without its store (a new one, a lost volume) has none, and every publish
+            // would go unanswered (no responders) while the client's own reconnection succeeds.
+            *self.context.lock().await = None;
+        }
+        published
     }
 }

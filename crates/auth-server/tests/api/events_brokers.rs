@@ -2,8 +2,8 @@
 //! broker): each test publishes to an exchange of its own and reads a temporary queue bound to
 //! it. NATS: each test starts a private `nats-server` (`/usr/sbin/nats-server`, JetStream, a
 //! store in a temporary folder) on a free port, so a real outage (the server stopped while
-//! users are created, then started again on the same store) breaks no other test. Under
-//! `CI=true` a missing broker fails these tests; otherwise they say why they skip.
+//! users are created, then started again on the same store or an empty one) breaks no other
+//! test. Under `CI=true` a missing broker fails these tests; otherwise they say why they skip.
 
 use std::collections::HashMap;
 use std::process::{Child, Command};
@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::events::outbox_documents;
 use crate::helpers::{TestApp, eventually, spawn_app_with};
 
-fn required<T>(what: &str, why: String) -> Option<T> {
+pub(crate) fn required<T>(what: &str, why: String) -> Option<T> {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "{what} is required under CI: {why}"
@@ -28,20 +28,20 @@ fn required<T>(what: &str, why: String) -> Option<T> {
     None
 }
 
-fn amqp_url() -> String {
+pub(crate) fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// Settings that make retries quick.
-const QUICK: [(&str, &str); 3] = [
+pub(crate) const QUICK: [(&str, &str); 3] = [
     ("AUTH_OUTBOX_POLL_MS", "100"),
     ("AUTH_OUTBOX_BACKOFF_BASE_MS", "100"),
     ("AUTH_OUTBOX_BACKOFF_MAX_MS", "500"),
 ];
 
 /// A temporary queue bound to a fresh exchange of the shared RabbitMQ; None when unreachable.
-async fn rabbit_queue() -> Option<(Connection, lapin::Channel, String, String)> {
+pub(crate) async fn rabbit_queue() -> Option<(Connection, lapin::Channel, String, String)> {
     let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
         Ok(c) => c,
         Err(e) => return required("RabbitMQ (TEST_AMQP_URL)", e.to_string()),
@@ -87,7 +87,10 @@ async fn rabbit_queue() -> Option<(Connection, lapin::Channel, String, String)> 
 }
 
 /// The messages the queue holds: (message id, type property, persistent, body).
-async fn drain(channel: &lapin::Channel, queue: &str) -> Vec<(String, String, bool, Value)> {
+pub(crate) async fn drain(
+    channel: &lapin::Channel,
+    queue: &str,
+) -> Vec<(String, String, bool, Value)> {
     let mut got = Vec::new();
     while let Some(m) = channel
         .basic_get(queue.into(), BasicGetOptions { no_ack: true })
@@ -110,7 +113,7 @@ async fn drain(channel: &lapin::Channel, queue: &str) -> Vec<(String, String, bo
 }
 
 /// Reads the queue until it has held `n` messages (10 s at most).
-async fn collect(
+pub(crate) async fn collect(
     channel: &lapin::Channel,
     queue: &str,
     n: usize,
@@ -126,7 +129,7 @@ async fn collect(
 
 /// Checks that `received` holds every event of the outbox exactly once, and each subject's
 /// events in the order they were recorded.
-fn assert_once_in_order(outbox: &[Value], received: &[Value]) {
+pub(crate) fn assert_once_in_order(outbox: &[Value], received: &[Value]) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for doc in received {
         *seen.entry(doc["id"].as_str().unwrap()).or_default() += 1;
@@ -157,14 +160,14 @@ fn assert_once_in_order(outbox: &[Value], received: &[Value]) {
     }
 }
 
-async fn all_delivered(app: &TestApp) -> bool {
+pub(crate) async fn all_delivered(app: &TestApp) -> bool {
     app.count("SELECT COUNT(*) FROM outbox WHERE channel = 'event' AND delivered_at IS NULL")
         .await
         == 0
 }
 
 /// The errors of the events not delivered, to say why.
-async fn last_errors(app: &TestApp) -> Vec<Option<String>> {
+pub(crate) async fn last_errors(app: &TestApp) -> Vec<Option<String>> {
     sqlx::query_scalar(
         "SELECT last_error FROM outbox WHERE channel = 'event' AND delivered_at IS NULL",
     )
@@ -173,7 +176,7 @@ async fn last_errors(app: &TestApp) -> Vec<Option<String>> {
     .unwrap()
 }
 
-async fn create_users(app: &TestApp, prefix: &str, n: usize) {
+pub(crate) async fn create_users(app: &TestApp, prefix: &str, n: usize) {
     for i in 0..n {
         let email = format!("{prefix}{i}@example.com");
         app.signup(&email).await;
@@ -397,4 +400,50 @@ async fn nats_gets_every_event_once_and_none_is_lost_while_the_server_is_down() 
     }
     let docs: Vec<Value> = messages.into_iter().map(|m| m.1).collect();
     assert_once_in_order(&outbox, &docs);
+}
+
+/// A NATS server that comes back without its store (a new server, a lost volume) has no
+/// stream: the relay creates it again rather than retrying into the void.
+#[tokio::test]
+async fn nats_that_lost_its_stream_gets_it_again_and_every_later_event() {
+    let Some(mut nats) = NatsServer::start() else {
+        return;
+    };
+    assert!(nats.ready().await, "nats-server listens");
+    let url = nats.url();
+    let mut env: Vec<(&str, &str)> =
+        vec![("EVENTS_URL", &url), ("AUTH_EVENTS_STREAM", "AUTH_EVENTS")];
+    env.extend(QUICK);
+    let app = spawn_app_with(&env).await;
+    create_users(&app, "kept", 1).await;
+    assert!(
+        eventually(20, || all_delivered(&app)).await,
+        "delivered while up"
+    );
+    let lost = outbox_documents(&app).await.len();
+
+    nats.stop();
+    let old = std::mem::replace(
+        &mut nats.dir,
+        std::env::temp_dir().join(format!("auth-nats-{}", uuid::Uuid::now_v7().simple())),
+    );
+    let _ = std::fs::remove_dir_all(old);
+    nats.run();
+    assert!(
+        nats.ready().await,
+        "nats-server listens again, on an empty store"
+    );
+    create_users(&app, "after", 2).await;
+    assert!(
+        eventually(30, || all_delivered(&app)).await,
+        "every later event delivered: {:?}",
+        last_errors(&app).await
+    );
+    let outbox = outbox_documents(&app).await;
+    let docs: Vec<Value> = stream_messages(&url, "AUTH_EVENTS")
+        .await
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_once_in_order(&outbox[lost..], &docs);
 }

@@ -71,9 +71,15 @@ impl Drop for TestDb {
 
 /// Runs administrative statements on `url` from a drop, which runs inside a test's runtime:
 /// from a thread with a runtime of its own, ignoring failures (it is clean-up).
+///
+/// Waits 10 s at most: the test's runtime is blocked meanwhile, and a task of the application
+/// it runs may be in the middle of a transaction (a relay renewing its lease) whose locks a
+/// `DROP SCHEMA` waits for. That transaction ends when the runtime does, right after the test,
+/// and the statements finish then on their own thread.
 pub fn run_admin_from_drop(url: &str, statements: Vec<String>) {
     let url = url.to_owned();
-    let _ = std::thread::spawn(move || {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -85,9 +91,10 @@ pub fn run_admin_from_drop(url: &str, statements: Vec<String>) {
             }
             pool.close().await;
             Some(())
-        })
-    })
-    .join();
+        });
+        done.send(()).ok()
+    });
+    let _ = finished.recv_timeout(std::time::Duration::from_secs(10));
 }
 
 pub struct TestApp {
@@ -140,6 +147,19 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        state,
+        config,
+        _db: Some(db),
+    }
+}
+
+/// Serves the application with extra settings on a database a test made, which the app
+/// removes when it drops (another process may already serve it).
+pub async fn spawn_app_in(db: TestDb, database_url: &str, extra: &[(&str, &str)]) -> TestApp {
+    let (addr, state, config) = start(database_url, extra).await;
+    TestApp {
+        addr,
+        client: Client::new(),
         state,
         config,
         _db: Some(db),

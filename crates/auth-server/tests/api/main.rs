@@ -12,6 +12,7 @@ mod edge_tls;
 mod errors;
 mod events;
 mod events_brokers;
+mod events_failover;
 mod helpers;
 mod hostile;
 mod import;

@@ -39,16 +39,20 @@ impl<'a> Import<'a> {
         Self { app, dir }
     }
 
-    /// Runs `users import` on a file with `content`; the output, stdout and stderr.
-    fn run(&self, format: &str, content: &str, extra: &[&str]) -> (Output, String, String) {
+    /// Runs `users import` on a file with `content`; the output, stdout and stderr. It waits
+    /// on a blocking thread: the test's runtime keeps serving the app meanwhile (a write the
+    /// app has begun on SQLite would otherwise hold the lock the command waits for).
+    async fn run(&self, format: &str, content: &str, extra: &[&str]) -> (Output, String, String) {
         let file = self.dir.join(format!("users.{format}"));
         std::fs::write(&file, content).unwrap();
         let url = self.app.config.database.url.expose_secret().to_owned();
-        let out = command(&url)
-            .args(["users", "import", "--format", format])
+        let mut cmd = command(&url);
+        cmd.args(["users", "import", "--format", format])
             .arg(&file)
-            .args(extra)
-            .output()
+            .args(extra);
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -76,7 +80,7 @@ async fn imported_csv_users_log_in_and_a_second_run_changes_nothing() {
          \n\
          cy@example.com,\"{argon2}\",,,false\n"
     );
-    let (out, stdout, stderr) = import.run("csv", &csv, &["--dry-run"]);
+    let (out, stdout, stderr) = import.run("csv", &csv, &["--dry-run"]).await;
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stdout.contains("dry run, nothing written: 3 to create"),
@@ -84,7 +88,7 @@ async fn imported_csv_users_log_in_and_a_second_run_changes_nothing() {
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
 
-    let (out, stdout, stderr) = import.run("csv", &csv, &[]);
+    let (out, stdout, stderr) = import.run("csv", &csv, &[]).await;
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stdout.contains("imported: 3 created, 0 updated, 0 unchanged"),
@@ -120,13 +124,13 @@ async fn imported_csv_users_log_in_and_a_second_run_changes_nothing() {
 
     // Again, with either conflict rule: nothing changes (the two hashes upgraded at login
     // differ from the file's now, so `update` would put them back: skip is the default).
-    let (out, stdout, _) = import.run("csv", &csv, &[]);
+    let (out, stdout, _) = import.run("csv", &csv, &[]).await;
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stdout.contains("0 created, 0 updated, 3 unchanged"),
         "{stdout}"
     );
-    let (out, stdout, _) = import.run("csv", &csv, &["--on-conflict", "skip"]);
+    let (out, stdout, _) = import.run("csv", &csv, &["--on-conflict", "skip"]).await;
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stdout.contains("0 created, 0 updated, 3 unchanged"),
@@ -146,7 +150,7 @@ async fn update_makes_existing_users_match_the_file_once() {
     let (bcrypt, password) = fixture("passlib bcrypt $2y$");
     let (other, _) = fixture("django bcrypt_sha256");
     let first = json!([{"email": "d@example.com", "password_hash": bcrypt, "roles": []}]);
-    let (out, _, stderr) = import.run("json", &first.to_string(), &[]);
+    let (out, _, stderr) = import.run("json", &first.to_string(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let second = json!([{"email": "D@example.com", "password_hash": other, "username": "dee",
                          "roles": ["admin"], "is_active": false}]);
@@ -154,8 +158,9 @@ async fn update_makes_existing_users_match_the_file_once() {
         ("0 created, 1 updated", 1),
         ("0 created, 0 updated, 1 unchanged", 2),
     ] {
-        let (out, stdout, stderr) =
-            import.run("json", &second.to_string(), &["--on-conflict", "update"]);
+        let (out, stdout, stderr) = import
+            .run("json", &second.to_string(), &["--on-conflict", "update"])
+            .await;
         assert_eq!(out.status.code(), Some(0), "run {run}: {stderr}");
         assert!(stdout.contains(expected), "run {run}: {stdout}");
     }
@@ -186,7 +191,7 @@ async fn a_django_dumpdata_imports_superusers_as_admins() {
             "is_superuser": false, "email": "staff@example.com", "is_active": true, "is_staff": true,
             "date_joined": "2026-11-22T06:40:00Z", "groups": [], "user_permissions": []}}
     ]);
-    let (out, stdout, stderr) = import.run("django", &dump.to_string(), &[]);
+    let (out, stdout, stderr) = import.run("django", &dump.to_string(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("2 created"), "{stdout}");
     assert!(
@@ -226,7 +231,7 @@ async fn a_file_with_errors_writes_nothing_and_names_each_line() {
          role@example.com,{bcrypt},nope\n\
          OK@example.com,{bcrypt},\n"
     );
-    let (out, stdout, stderr) = import.run("csv", &csv, &[]);
+    let (out, stdout, stderr) = import.run("csv", &csv, &[]).await;
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     for expected in [
         "error: line 3: password_hash: unknown password hash format",
@@ -267,7 +272,7 @@ async fn a_file_with_errors_writes_nothing_and_names_each_line() {
         ),
     ];
     for (format, content, extra, expected) in cases {
-        let (out, _, stderr) = import.run(format, content, extra);
+        let (out, _, stderr) = import.run(format, content, extra).await;
         assert_eq!(out.status.code(), Some(2), "{content}: {stderr}");
         assert!(stderr.contains(expected), "{expected}: {stderr}");
     }

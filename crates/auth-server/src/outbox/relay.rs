@@ -29,7 +29,9 @@ pub struct RelayOptions {
     pub retries: Retries,
     /// Entries read per batch.
     pub batch: usize,
-    /// The longest a delivery may take before it counts as a failure (destination away).
+    /// The longest a delivery may take before it counts as a failure (destination away): at
+    /// most a third of the lease, so a lease renewed before a delivery is still held after it
+    /// and no other instance delivers the same entries meanwhile.
     pub delivery_timeout: Duration,
 }
 
@@ -40,9 +42,9 @@ impl RelayOptions {
             channel: auth_store::EVENT_CHANNEL,
             ordered: true,
             delete_on_delivery: false,
-            retries,
             batch: 100,
-            delivery_timeout: Duration::from_secs(30),
+            delivery_timeout: Duration::from_secs(30).min(retries.lease / 3),
+            retries,
         }
     }
 

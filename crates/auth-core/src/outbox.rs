@@ -223,6 +223,14 @@ pub trait OutboxRepository: Send + Sync {
         undelivered: bool,
         batch: usize,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes at most `batch` mail rows recorded before `before`, sent or not (parked mail,
+    /// mail kept while the transport is `off`: its links expired long ago); how many.
+    fn purge_mail(
+        &self,
+        before: i64,
+        batch: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// An error as kept on its row: at most this many characters.

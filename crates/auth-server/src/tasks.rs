@@ -118,6 +118,9 @@ pub fn spawn(state: AppState, revocation_poll: Duration, key_reload: Duration) -
                     if let Err(e) = state.events.purge(events.retention_days, undelivered).await {
                         tracing::warn!(error = %e, "event outbox purge failed; will retry");
                     }
+                    if let Err(e) = state.events.purge_mail().await {
+                        tracing::warn!(error = %e, "mail outbox purge failed; will retry");
+                    }
                 }
                 _ = stopped.changed() => break,
             }

@@ -12,7 +12,7 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use crate::dialect::{Arg, Stmt, portable, sql};
-use crate::outbox::EVENT_CHANNEL;
+use crate::outbox::{EVENT_CHANNEL, MAIL_CHANNEL};
 use crate::{Store, map_err};
 
 /// The columns of an outbox row, in the order of [`Row`].
@@ -388,6 +388,31 @@ impl OutboxRepository for Store {
         if found.await.map_err(map_err)?.is_none() {
             return Ok(0);
         }
+        self.write_one(Stmt::new(delete).bind(before).bind(batch as i64))
+            .await
+    }
+
+    async fn purge_mail(&self, before: i64, batch: usize) -> Result<u64, StoreError> {
+        let due = portable!(
+            self.backend(),
+            format!(
+                "SELECT id FROM outbox WHERE channel = '{MAIL_CHANNEL}' AND created_at < ? LIMIT 1"
+            )
+        );
+        let found = Stmt::new(due)
+            .bind(before)
+            .query()
+            .fetch_optional(self.pool());
+        if found.await.map_err(map_err)?.is_none() {
+            return Ok(0);
+        }
+        let delete = portable!(
+            self.backend(),
+            format!(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+                 WHERE channel = '{MAIL_CHANNEL}' AND created_at < ? LIMIT ?)"
+            )
+        );
         self.write_one(Stmt::new(delete).bind(before).bind(batch as i64))
             .await
     }

@@ -40,6 +40,9 @@ fn reach(actor: &Actor, tenant: Option<TenantId>) -> Result<Option<TenantId>, Co
     }
 }
 
+/// Days a mail row is kept at most (sent rows are deleted at once).
+pub const MAIL_KEPT_DAYS: i64 = 7;
+
 /// Reading, re-queuing and purging the event outbox.
 pub struct EventService<R> {
     repo: R,
@@ -122,6 +125,24 @@ impl<R: OutboxRepository> EventService<R> {
         } else {
             Err(CoreError::NotFound)
         }
+    }
+
+    /// Deletes mail rows recorded more than `MAIL_KEPT_DAYS` ago, sent or not: parked mail
+    /// and mail kept while the transport is `off` (their links have long expired). How many.
+    pub async fn purge_mail(&self) -> Result<u64, CoreError> {
+        let before = now_unix() - MAIL_KEPT_DAYS * 86_400;
+        let mut purged = 0;
+        loop {
+            let n = self.repo.purge_mail(before, EVENT_PURGE_BATCH).await?;
+            purged += n;
+            if n < EVENT_PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        if purged > 0 {
+            tracing::info!(purged, "old mail purged from the outbox");
+        }
+        Ok(purged)
     }
 
     /// Deletes the event rows delivered more than `retention_days` ago (none when it is 0);

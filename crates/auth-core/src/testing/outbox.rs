@@ -291,4 +291,15 @@ impl OutboxRepository for MemoryRepo {
         });
         Ok(purged as u64)
     }
+
+    async fn purge_mail(&self, before: i64, batch: usize) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let mut purged = 0;
+        state.outbox.retain(|r| {
+            let purge = r.channel == "mail" && r.record.created_at < before && purged < batch;
+            purged += usize::from(purge);
+            !purge
+        });
+        Ok(purged as u64)
+    }
 }

@@ -169,3 +169,24 @@ async fn the_reset_link_mailed_sets_a_new_password_and_a_notice_follows() {
             .all(|m| m.rcpt_tos.iter().all(|r| r != "nobody@example.com"))
     );
 }
+
+#[tokio::test]
+async fn mail_kept_in_the_outbox_is_purged_after_a_week() {
+    // The transport is off (the tests' default): mail stays in the outbox.
+    let app = crate::helpers::spawn_app().await;
+    app.signup("old@example.com").await;
+    app.signup("new@example.com").await;
+    let mails = "SELECT COUNT(*) FROM outbox WHERE channel = 'mail'";
+    assert_eq!(app.count(mails).await, 2);
+    let eight_days_ago = auth_core::now_unix() - 8 * 86_400;
+    sqlx::query(&format!(
+        "UPDATE outbox SET created_at = {eight_days_ago} WHERE channel = 'mail' \
+         AND payload LIKE '%old@example.com%'"
+    ))
+    .execute(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(app.state.events.purge_mail().await.unwrap(), 1);
+    assert_eq!(app.count(mails).await, 1, "the recent mail is kept");
+    assert_eq!(app.state.events.purge_mail().await.unwrap(), 0);
+}

@@ -32,6 +32,7 @@ dropped, and only when the request did break that rule; any other 422 to valid d
 """
 
 import os
+import sys
 
 import requests
 import schemathesis
@@ -121,7 +122,10 @@ class PlatformAuth:
             f"{BASE}/auth/login", json={"email": email, "password": password}, timeout=30
         )
         if response.status_code != 200:
-            raise RuntimeError(f"the run's {email} cannot log in: {response.status_code} {response.text}")
+            # Said on stderr too: schemathesis reports only that the token fetch failed.
+            message = f"the run's {email} cannot log in: {response.status_code} {response.text}"
+            print(message, file=sys.stderr, flush=True)
+            raise RuntimeError(message)
         return response.json()["access_token"]
 
     def set(self, case, data, ctx):

@@ -98,7 +98,9 @@ impl KeyCache {
     /// A fetch failed: the last good keys stay (stale-if-error) and the next attempt waits
     /// for the refetch interval.
     pub(crate) fn failed(&mut self, error: String, now: Instant, settings: &CacheSettings) {
-        self.fresh_until = Some(now + settings.refetch_interval);
+        // A set still fresh (the fetch was for an unknown kid) stays fresh as long as it was.
+        let retry = now + settings.refetch_interval;
+        self.fresh_until = Some(self.fresh_until.map_or(retry, |fresh| fresh.max(retry)));
         self.last_attempt = Some(now);
         self.last_error = Some(error);
     }
@@ -280,6 +282,16 @@ mod tests {
         assert_eq!(kind(cache.lookup("z", t1, &s)), "miss", "no refetch storm");
         let t2 = t1 + Duration::from_secs(30);
         assert_eq!(kind(cache.lookup("a", t2, &s)), "fetch, stale kept");
+
+        let mut fresh = KeyCache::default();
+        fresh.installed(keys(&["a"]), Some(Duration::from_secs(600)), t0, &s);
+        fresh.failed("down".into(), t0 + Duration::from_secs(40), &s);
+        let t3 = t0 + Duration::from_secs(500);
+        assert_eq!(
+            kind(fresh.lookup("a", t3, &s)),
+            "hit",
+            "still fresh after a failed refetch"
+        );
 
         let mut empty = KeyCache::default();
         empty.failed("down".into(), t0, &s);

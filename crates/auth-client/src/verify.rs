@@ -97,7 +97,11 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// JWKS mode with a default HTTP client (plain HTTP unless reqwest's TLS is enabled).
     pub fn jwks(url: &str, settings: VerifierSettings) -> Result<Self, VerifyError> {
-        Self::jwks_with_client(url, settings, reqwest::Client::new())
+        // `Client::new` would panic where building fails; this answers an error instead.
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| VerifyError::Settings(format!("HTTP client: {e}")))?;
+        Self::jwks_with_client(url, settings, http)
     }
 
     /// JWKS mode with the given HTTP client (for TLS roots, proxies, ...).

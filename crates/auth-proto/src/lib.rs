@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod claims;
 pub mod error;
 pub mod events;
 pub mod jwks;
@@ -10,6 +11,7 @@ pub mod recovery;
 pub mod tokens;
 pub mod users;
 
+pub use claims::{ACCESS_TOKEN_TYP, AccessClaims};
 pub use error::{ErrorCode, FieldError, Problem};
 pub use jwks::{Jwk, JwkSet};
 pub use recovery::{Accepted, PasswordResetConfirm, PasswordResetRequest, VerifyEmailRequest};

@@ -259,7 +259,7 @@ mod tests {
         AccessClaims {
             iss: "iss".into(),
             sub: "0190a5c4-0000-7000-8000-000000000001".into(),
-            aud: "api".into(),
+            aud: Some("api".into()),
             exp,
             iat: exp - 900,
             nbf: None,

@@ -5,45 +5,15 @@ use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::{Permission, RoleName, SessionId, TenantId, UserId};
 use crate::error::TokenRejection;
 
-/// The `typ` header of access tokens (RFC 9068 section 2.1).
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+pub use auth_proto::claims::{ACCESS_TOKEN_TYP, AccessClaims};
+
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
 /// The `client_id` claim: tokens are issued to first-party clients of this service.
 pub const CLIENT_ID: &str = "auth-service";
-
-/// Claims of an access token, as they are signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
-    pub jti: String,
-    pub client_id: String,
-    pub tenant: String,
-    pub roles: Vec<String>,
-    /// Permissions granted by the roles (`users:write`, ...).
-    #[serde(default)]
-    pub permissions: Vec<String>,
-    /// The first role, for clients of the older services that read a single `role`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    pub email: String,
-    /// Whether the address was verified when the token was issued (as `/auth/me` says).
-    #[serde(default)]
-    pub email_verified: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-}
 
 /// Whom a verified access token speaks for: the claims that token checks answer with, other
 /// than the token's times. The tokens of one session carry the same identity until its roles
@@ -167,7 +137,7 @@ mod tests {
         AccessClaims {
             iss: "iss".into(),
             sub: sub.into(),
-            aud: "api".into(),
+            aud: Some("api".into()),
             exp: 1000,
             iat: 100,
             nbf: None,

@@ -199,7 +199,7 @@ impl TokenService {
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             sub: user.id.to_string(),
-            aud: self.settings.audience.clone(),
+            aud: Some(self.settings.audience.clone()),
             exp: now + ttl as i64,
             iat: now,
             nbf: None,
@@ -414,7 +414,10 @@ mod tests {
         assert_eq!(claims.roles, ["admin", "user"]);
         assert_eq!(claims.permissions, ["users:read"]);
         assert_eq!(
-            (claims.iss.as_str(), claims.aud.as_str()),
+            (
+                claims.iss.as_str(),
+                claims.aud.as_deref().unwrap_or_default()
+            ),
             ("https://auth.test", "platform")
         );
         assert_eq!(claims.exp - claims.iat, 900);

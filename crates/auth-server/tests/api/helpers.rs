@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use auth_client::proto::{Problem, TokenResponse};
 use auth_core::events::{MailSeal, OutgoingMail};
 use auth_server::config::{Config, RawConfig};
 use auth_server::startup::Application;
@@ -347,18 +348,14 @@ pub struct Pair {
     pub body: Value,
 }
 
+/// Read as the client reads it ([`TokenResponse`]), keeping the body for other members.
 impl From<Value> for Pair {
     fn from(body: Value) -> Self {
+        let tokens: TokenResponse = serde_json::from_value(body.clone()).expect("a token response");
         Self {
-            access: body["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_owned(),
-            refresh: body["refresh_token"]
-                .as_str()
-                .expect("refresh_token")
-                .to_owned(),
-            session_id: body["session_id"].as_str().expect("session_id").to_owned(),
+            access: tokens.access_token,
+            refresh: tokens.refresh_token,
+            session_id: tokens.session_id,
             body,
         }
     }
@@ -394,8 +391,9 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
         .unwrap()
         .to_owned();
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], code, "body: {body}");
-    assert_eq!(body["status"], status);
-    assert_eq!(body["request_id"], request_id.as_str());
+    let problem: Problem = serde_json::from_value(body.clone()).expect("a problem body");
+    assert_eq!(problem.code.as_str(), code, "body: {body}");
+    assert_eq!(problem.status, status);
+    assert_eq!(problem.request_id.as_deref(), Some(request_id.as_str()));
     body
 }

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod audit_query;
 mod cli;
+mod client;
 mod compat;
 mod edge;
 mod edge_tls;

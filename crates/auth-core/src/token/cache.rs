@@ -259,7 +259,7 @@ mod tests {
         AccessClaims {
             iss: "iss".into(),
             sub: "0190a5c4-0000-7000-8000-000000000001".into(),
-            aud: "api".into(),
+            aud: Some("api".into()),
             exp,
             iat: exp - 900,
             nbf: None,
@@ -272,6 +272,8 @@ mod tests {
             email: "a@example.com".into(),
             email_verified: false,
             sid: Some(sid(label)),
+            token_type: None,
+            user_id: None,
         }
     }
 

@@ -16,13 +16,17 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub const LEEWAY_SECONDS: u64 = 30;
 /// The `client_id` claim: tokens are issued to first-party clients of this service.
 pub const CLIENT_ID: &str = "auth-service";
+/// The `token_type` claim of access tokens, as Django SimpleJWT reads it.
+pub const SIMPLEJWT_ACCESS: &str = "access";
 
 /// Claims of an access token, as they are signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    /// None when `AUTH_AUDIENCE=none`: for downstream code that decodes without an audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
     pub exp: i64,
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +47,12 @@ pub struct AccessClaims {
     pub email_verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// `access`, so Django SimpleJWT accepts the token (absent from tokens of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// The subject again, under the name SimpleJWT reads (`USER_ID_CLAIM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// Whom a verified access token speaks for: the claims that token checks answer with, other
@@ -68,6 +78,15 @@ impl Identity {
     /// refused as invalid claims.
     pub fn of(claims: &AccessClaims) -> Result<Self, TokenRejection> {
         let user_id = UserId::parse(&claims.sub).ok_or(TokenRejection::Claims)?;
+        // The SimpleJWT claims, when there, must agree with the token's own.
+        if claims
+            .token_type
+            .as_deref()
+            .is_some_and(|t| t != SIMPLEJWT_ACCESS)
+            || claims.user_id.as_deref().is_some_and(|u| u != claims.sub)
+        {
+            return Err(TokenRejection::Claims);
+        }
         let session_id = match claims.sid.as_deref() {
             Some(sid) => Some(SessionId::parse(sid).ok_or(TokenRejection::Claims)?),
             None => None,
@@ -167,7 +186,7 @@ mod tests {
         AccessClaims {
             iss: "iss".into(),
             sub: sub.into(),
-            aud: "api".into(),
+            aud: Some("api".into()),
             exp: 1000,
             iat: 100,
             nbf: None,
@@ -180,6 +199,8 @@ mod tests {
             email: "a@example.com".into(),
             email_verified: false,
             sid: sid.map(str::to_owned),
+            token_type: Some(SIMPLEJWT_ACCESS.into()),
+            user_id: Some(sub.into()),
         }
     }
 
@@ -199,6 +220,15 @@ mod tests {
             Identity::of(&claims(&user, Some("s-1"))),
             Err(TokenRejection::Claims)
         );
+        let mut refresh = claims(&user, None);
+        refresh.token_type = Some("refresh".into());
+        assert_eq!(Identity::of(&refresh), Err(TokenRejection::Claims));
+        let mut other = claims(&user, None);
+        other.user_id = Some(UserId::generate().to_string());
+        assert_eq!(Identity::of(&other), Err(TokenRejection::Claims));
+        let mut older = claims(&user, None);
+        (older.token_type, older.user_id) = (None, None);
+        assert!(Identity::of(&older).is_ok(), "tokens of older versions");
     }
 
     #[test]

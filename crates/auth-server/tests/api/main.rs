@@ -7,6 +7,7 @@ mod audit;
 mod audit_query;
 mod cli;
 mod compat;
+mod downstream;
 mod edge;
 mod edge_tls;
 mod errors;

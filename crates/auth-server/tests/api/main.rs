@@ -17,6 +17,7 @@ mod events_failover;
 mod helpers;
 mod hostile;
 mod import;
+mod instances;
 mod jwks;
 mod keys;
 mod lockout;

@@ -199,13 +199,21 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        let store = open_store(config).await?;
-        let state = build_state(config, store).await?;
-        log_mail(config, &state.mailer);
         let addr = config.server.addr();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let mut config = config.clone();
+        if config.tokens.issuer_source == IssuerSource::Recorded
+            && let Ok(bound) = listener.local_addr()
+        {
+            // The address this instance is at (port 0 picked one), should it be the first.
+            config.tokens.access.issuer = format!("http://{bound}");
+        }
+        let config = &config;
+        let store = open_store(config).await?;
+        let state = build_state(config, store).await?;
+        log_mail(config, &state.mailer);
         Ok(Self {
             listener,
             state,

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod audit_query;
 mod cli;
+mod cluster;
 mod compat;
 mod downstream;
 mod edge;

@@ -139,7 +139,7 @@ async fn main() {
             let key = vault.generate(KeyState::Active, 0);
             let settings = TokenSettings {
                 issuer: "http://127.0.0.1".into(),
-                audience: "api".into(),
+                audience: Some("api".into()),
                 access_ttl: Duration::from_secs(900),
             };
             let tokens = Arc::new(TokenService::with_keys(settings, &[key], vault).expect("keys"));

@@ -16,7 +16,7 @@ fn tokens(c: &mut Criterion) {
     let key = vault.generate(KeyState::Active, 0);
     let settings = TokenSettings {
         issuer: "http://127.0.0.1".into(),
-        audience: "api".into(),
+        audience: Some("api".into()),
         access_ttl: Duration::from_secs(900),
     };
     let service = TokenService::with_keys(settings, &[key], vault).unwrap();

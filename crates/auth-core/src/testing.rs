@@ -72,7 +72,7 @@ pub fn hs256_tokens() -> TokenService {
     TokenService::with_shared_secret(
         TokenSettings {
             issuer: "https://auth.test".into(),
-            audience: "platform".into(),
+            audience: Some("platform".into()),
             access_ttl: Duration::from_secs(900),
         },
         &SecretString::from("x".repeat(32)),

@@ -35,6 +35,12 @@ pub struct AccessClaims {
     pub email_verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// `access`, so Django SimpleJWT accepts the token (absent from tokens of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// The subject again, under the name SimpleJWT reads (`USER_ID_CLAIM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 impl AccessClaims {

@@ -18,7 +18,7 @@ use auth_store::{Store, StoreOptions};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, MailTransport, redact_url};
+use crate::config::{Config, IssuerSource, MailTransport, redact_url};
 use crate::limits::RateLimiter;
 use crate::mail::Mailer;
 use crate::state::{AppState, Shared};
@@ -73,8 +73,48 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     Ok(store)
 }
 
+/// The configuration with its issuer settled: set (`AUTH_ISSUER`, `AUTH_PUBLIC_URL`), or the
+/// one recorded in the database, which the first instance on it records (its own address), so
+/// every instance sharing the database signs and accepts the same `iss`.
+pub async fn settle_issuer(config: &Config, store: &Store) -> Result<Config, StartupError> {
+    let mut config = config.clone();
+    let source = config.tokens.issuer_source;
+    if source == IssuerSource::Recorded {
+        let own = config.tokens.access.issuer.clone();
+        let recorded = store
+            .record_once(ISSUER_SETTING, &own, now_unix())
+            .await
+            .map_err(|source| StartupError::Database {
+                url: redact_url(config.database.url.expose_secret()),
+                source,
+            })?;
+        // Mail links follow the issuer when AUTH_PUBLIC_URL is unset, as it is here.
+        config.mail.links.public_url = recorded.trim_end_matches('/').to_owned();
+        config.tokens.access.issuer = recorded;
+    } else if let Ok(Some(recorded)) = store.recorded(ISSUER_SETTING).await
+        && recorded != config.tokens.access.issuer
+    {
+        tracing::warn!(
+            recorded,
+            "the issuer recorded in the database differs: instances without {} sign and \
+             accept another `iss`",
+            source.describe()
+        );
+    }
+    tracing::info!(
+        issuer = config.tokens.access.issuer,
+        from = source.describe(),
+        "token issuer"
+    );
+    Ok(config)
+}
+
+/// The name the issuer is recorded under in `service_settings`.
+const ISSUER_SETTING: &str = "issuer";
+
 /// Builds the services over an open store.
 pub async fn build_state(config: &Config, store: Store) -> Result<AppState, StartupError> {
+    let config = &settle_issuer(config, &store).await?;
     let mode = match config.tokens.algorithm {
         JwtAlgorithm::EdDSA => SigningMode::EdDSA {
             master_key: config.keys.master_key.as_ref(),
@@ -159,13 +199,21 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        let store = open_store(config).await?;
-        let state = build_state(config, store).await?;
-        log_mail(config, &state.mailer);
         let addr = config.server.addr();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let mut config = config.clone();
+        if config.tokens.issuer_source == IssuerSource::Recorded
+            && let Ok(bound) = listener.local_addr()
+        {
+            // The address this instance is at (port 0 picked one), should it be the first.
+            config.tokens.access.issuer = format!("http://{bound}");
+        }
+        let config = &config;
+        let store = open_store(config).await?;
+        let state = build_state(config, store).await?;
+        log_mail(config, &state.mailer);
         Ok(Self {
             listener,
             state,

@@ -7,7 +7,7 @@
 //! - [`dialect`]: portable statements and the backends' differences;
 //! - [`migrate`]: the migrations of each backend;
 //! - one module per table area: [`users`], [`passwords`], [`sessions`], [`keys`], [`audit`],
-//!   [`action_tokens`].
+//!   [`action_tokens`], [`settings`].
 #![forbid(unsafe_code)]
 
 mod action_tokens;
@@ -24,6 +24,7 @@ mod outbox;
 mod outbox_repo;
 mod passwords;
 mod sessions;
+mod settings;
 mod unit;
 mod users;
 

@@ -272,6 +272,8 @@ mod tests {
             email: "a@example.com".into(),
             email_verified: false,
             sid: Some(sid(label)),
+            token_type: None,
+            user_id: None,
         }
     }
 

@@ -14,6 +14,8 @@ pub use auth_proto::claims::{ACCESS_TOKEN_TYP, AccessClaims};
 pub const LEEWAY_SECONDS: u64 = 30;
 /// The `client_id` claim: tokens are issued to first-party clients of this service.
 pub const CLIENT_ID: &str = "auth-service";
+/// The `token_type` claim of access tokens, as Django SimpleJWT reads it.
+pub const SIMPLEJWT_ACCESS: &str = "access";
 
 /// Whom a verified access token speaks for: the claims that token checks answer with, other
 /// than the token's times. The tokens of one session carry the same identity until its roles
@@ -38,6 +40,15 @@ impl Identity {
     /// refused as invalid claims.
     pub fn of(claims: &AccessClaims) -> Result<Self, TokenRejection> {
         let user_id = UserId::parse(&claims.sub).ok_or(TokenRejection::Claims)?;
+        // The SimpleJWT claims, when there, must agree with the token's own.
+        if claims
+            .token_type
+            .as_deref()
+            .is_some_and(|t| t != SIMPLEJWT_ACCESS)
+            || claims.user_id.as_deref().is_some_and(|u| u != claims.sub)
+        {
+            return Err(TokenRejection::Claims);
+        }
         let session_id = match claims.sid.as_deref() {
             Some(sid) => Some(SessionId::parse(sid).ok_or(TokenRejection::Claims)?),
             None => None,
@@ -150,6 +161,8 @@ mod tests {
             email: "a@example.com".into(),
             email_verified: false,
             sid: sid.map(str::to_owned),
+            token_type: Some(SIMPLEJWT_ACCESS.into()),
+            user_id: Some(sub.into()),
         }
     }
 
@@ -169,6 +182,15 @@ mod tests {
             Identity::of(&claims(&user, Some("s-1"))),
             Err(TokenRejection::Claims)
         );
+        let mut refresh = claims(&user, None);
+        refresh.token_type = Some("refresh".into());
+        assert_eq!(Identity::of(&refresh), Err(TokenRejection::Claims));
+        let mut other = claims(&user, None);
+        other.user_id = Some(UserId::generate().to_string());
+        assert_eq!(Identity::of(&other), Err(TokenRejection::Claims));
+        let mut older = claims(&user, None);
+        (older.token_type, older.user_id) = (None, None);
+        assert!(Identity::of(&older).is_ok(), "tokens of older versions");
     }
 
     #[test]

@@ -7,7 +7,9 @@ mod cache;
 mod claims;
 
 pub use cache::{TokenKey, VerifiedCache};
-pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, CLIENT_ID, Identity, LEEWAY_SECONDS, Verified};
+pub use claims::{
+    ACCESS_TOKEN_TYP, AccessClaims, CLIENT_ID, Identity, LEEWAY_SECONDS, SIMPLEJWT_ACCESS, Verified,
+};
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -57,7 +59,8 @@ impl JwtAlgorithm {
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
     pub issuer: String,
-    pub audience: String,
+    /// None: tokens carry no `aud`, and a token that carries one is refused.
+    pub audience: Option<String>,
     pub access_ttl: Duration,
 }
 
@@ -133,8 +136,15 @@ impl TokenService {
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
         validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Without an audience of ours, any `aud` is someone else's: jsonwebtoken refuses a
+        // token that carries one when no audience is set.
+        match &settings.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+            }
+            None => validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]),
+        }
         Self {
             settings,
             algorithm,
@@ -196,10 +206,12 @@ impl TokenService {
             return Err(MintError::NoSigningKey);
         };
         let ttl = self.settings.access_ttl.as_secs();
+        let sub = user.id.to_string();
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
-            sub: user.id.to_string(),
-            aud: Some(self.settings.audience.clone()),
+            user_id: Some(sub.clone()),
+            sub,
+            aud: self.settings.audience.clone(),
             exp: now + ttl as i64,
             iat: now,
             nbf: None,
@@ -216,6 +228,7 @@ impl TokenService {
             email: user.email.clone(),
             email_verified: user.email_verified,
             sid: sid.map(|s| s.to_string()),
+            token_type: Some(SIMPLEJWT_ACCESS.into()),
         };
         let token = match signer {
             Signer::Ed25519 { key, header_b64 } => {
@@ -370,7 +383,7 @@ mod tests {
     fn settings() -> TokenSettings {
         TokenSettings {
             issuer: "https://auth.test".into(),
-            audience: "platform".into(),
+            audience: Some("platform".into()),
             access_ttl: Duration::from_secs(900),
         }
     }
@@ -414,12 +427,11 @@ mod tests {
         assert_eq!(claims.roles, ["admin", "user"]);
         assert_eq!(claims.permissions, ["users:read"]);
         assert_eq!(
-            (
-                claims.iss.as_str(),
-                claims.aud.as_deref().unwrap_or_default()
-            ),
-            ("https://auth.test", "platform")
+            (claims.iss.as_str(), claims.aud.as_deref()),
+            ("https://auth.test", Some("platform"))
         );
+        assert_eq!(claims.token_type.as_deref(), Some("access"));
+        assert_eq!(claims.user_id, Some(claims.sub.clone()));
         assert_eq!(claims.exp - claims.iat, 900);
         assert_eq!(t.expires_at, claims.exp);
         assert_eq!(svc.jwks().keys.len(), 1);
@@ -442,11 +454,39 @@ mod tests {
         let vault = KeyVault::new(None);
         let key = vault.generate(KeyState::Active, 0);
         let mut s = settings();
-        s.audience = "elsewhere".into();
+        s.audience = Some("elsewhere".into());
         let misaimed = TokenService::with_keys(s, std::slice::from_ref(&key), vault).unwrap();
         let both = TokenService::with_keys(settings(), &[key], vault).unwrap();
         let t = misaimed.mint(&user(), None, now).unwrap();
         assert_eq!(both.check(&t.token, now), Err(TokenRejection::Claims));
+    }
+
+    #[test]
+    fn without_an_audience_tokens_carry_none_and_one_that_does_is_refused() {
+        let vault = KeyVault::new(None);
+        let key = vault.generate(KeyState::Active, 0);
+        let mut s = settings();
+        s.audience = None;
+        let none = TokenService::with_keys(s, std::slice::from_ref(&key), vault).unwrap();
+        let aimed = TokenService::with_keys(settings(), &[key], vault).unwrap();
+        let now = crate::now_unix();
+        let t = none.mint(&user(), None, now).unwrap();
+        let claims = none.verify_signature(&t.token, now).unwrap();
+        assert_eq!(claims.aud, None);
+        let payload = t.token.split('.').nth(1).unwrap();
+        let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert!(!json.contains("\"aud\""), "{json}");
+        assert_eq!(
+            aimed.check(&t.token, now),
+            Err(TokenRejection::Claims),
+            "an audience of ours is required when there is one"
+        );
+        let with_aud = aimed.mint(&user(), None, now).unwrap();
+        assert_eq!(
+            none.check(&with_aud.token, now),
+            Err(TokenRejection::Claims),
+            "any audience is someone else's"
+        );
     }
 
     #[test]

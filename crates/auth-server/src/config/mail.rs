@@ -70,10 +70,10 @@ static FROM: Setting<String> = Setting {
 static PUBLIC_URL: Setting<String> = Setting {
     key: "public_url",
     env: &["AUTH_PUBLIC_URL"],
-    default: DefaultTo::Derived("the issuer (`AUTH_ISSUER`)"),
+    default: DefaultTo::Derived("the issuer"),
     range: None,
     secrecy: Secrecy::Public,
-    help: "absolute http(s) URL the links in mails start with",
+    help: "absolute http(s) URL the service is reached at: the links in mails start with it, and it is the issuer unless `AUTH_ISSUER` is set",
 };
 
 static RESET_PATH: Setting<String> = Setting {
@@ -267,7 +267,7 @@ fn links(raw: &RawConfig, p: &mut Problems, tokens: Option<&Tokens>) -> Option<L
 }
 
 /// An absolute http(s) URL without query, fragment or credentials, its trailing `/` removed.
-fn public_url(text: &str) -> Result<String, String> {
+pub(super) fn public_url(text: &str) -> Result<String, String> {
     let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e}): {text:?}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("must be an http:// or https:// URL, not {text:?}"));

@@ -34,7 +34,7 @@ pub use raw::{RawConfig, Source};
 pub use server::Server;
 pub use sessions::Sessions;
 pub use smtp::{Smtp, SmtpSecurity};
-pub use tokens::Tokens;
+pub use tokens::{IssuerSource, Tokens};
 
 /// The validated configuration, one part per area.
 #[derive(Debug, Clone)]

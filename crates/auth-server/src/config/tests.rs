@@ -59,6 +59,35 @@ fn the_issuer_defaults_to_the_address_listened_on() {
 }
 
 #[test]
+fn the_issuer_is_set_else_the_public_url_else_recorded_at_start() {
+    let derived = load(&[]).validate().unwrap();
+    assert_eq!(derived.tokens.issuer_source, IssuerSource::Recorded);
+    let public = load(&[("AUTH_PUBLIC_URL", "https://id.example/")])
+        .validate()
+        .unwrap();
+    assert_eq!(public.tokens.access.issuer, "https://id.example");
+    assert_eq!(public.tokens.issuer_source, IssuerSource::PublicUrl);
+    let both = load(&[
+        ("AUTH_PUBLIC_URL", "https://id.example"),
+        ("AUTH_ISSUER", "https://issuer.example"),
+    ])
+    .validate()
+    .unwrap();
+    assert_eq!(both.tokens.access.issuer, "https://issuer.example");
+    assert_eq!(both.tokens.issuer_source, IssuerSource::Issuer);
+    assert_eq!(both.mail.links.public_url, "https://id.example");
+}
+
+#[test]
+fn audience_none_issues_tokens_without_one() {
+    let none = load(&[("AUTH_AUDIENCE", "none")]).validate().unwrap();
+    assert_eq!(none.tokens.access.audience, None);
+    let set = load(&[("AUTH_AUDIENCE", "orders")]).validate().unwrap();
+    assert_eq!(set.tokens.access.audience.as_deref(), Some("orders"));
+    assert!(load(&[("AUTH_AUDIENCE", "")]).validate().is_err());
+}
+
+#[test]
 fn hashing_runs_on_every_core_by_default_and_can_be_bounded() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = load(&[]).validate().unwrap();
@@ -199,7 +228,7 @@ fn a_toml_file_is_read_and_the_environment_wins_over_it() {
         .validate()
         .unwrap();
     assert_eq!(config.server.port, 7001);
-    assert_eq!(config.tokens.access.audience, "orders");
+    assert_eq!(config.tokens.access.audience.as_deref(), Some("orders"));
     assert_eq!(config.tokens.access.access_ttl, Duration::from_secs(300));
 
     std::fs::write(&path, "prot = 7000\n").unwrap();

@@ -11,10 +11,12 @@ use super::{RawConfig, Server};
 static ISSUER: Setting<String> = Setting {
     key: "issuer",
     env: &["AUTH_ISSUER"],
-    default: DefaultTo::Derived("`http://BIND:PORT`"),
+    default: DefaultTo::Derived(
+        "`AUTH_PUBLIC_URL`, else the one recorded in the database by the first instance, else `http://BIND:PORT` (recorded)",
+    ),
     range: None,
     secrecy: Secrecy::Public,
-    help: "`iss` of issued tokens",
+    help: "`iss` of issued tokens; instances sharing a database must agree on it",
 };
 
 static AUDIENCE: Setting<String> = Setting {
@@ -23,7 +25,7 @@ static AUDIENCE: Setting<String> = Setting {
     default: DefaultTo::Value(|| "api".to_owned()),
     range: None,
     secrecy: Secrecy::Public,
-    help: "`aud` of issued tokens",
+    help: "`aud` of issued tokens; `none`: tokens carry no `aud` (and one that does is refused)",
 };
 
 static ALGORITHM: Setting<JwtAlgorithm> = Setting {
@@ -71,10 +73,34 @@ pub(super) static SETTINGS: &[&dyn Definition] = &[
     &CACHE_SIZE,
 ];
 
+/// Where the issuer comes from, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssuerSource {
+    /// `AUTH_ISSUER`.
+    Issuer,
+    /// `AUTH_PUBLIC_URL`: the address the instances are reached at.
+    PublicUrl,
+    /// Neither is set: the issuer recorded in the database by the first instance that
+    /// started on it, which recorded its own `http://BIND:PORT` (the issuer read from the
+    /// configuration, until start-up replaces it).
+    Recorded,
+}
+
+impl IssuerSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Issuer => "AUTH_ISSUER",
+            Self::PublicUrl => "AUTH_PUBLIC_URL",
+            Self::Recorded => "recorded in the database by the first instance",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Tokens {
     /// Issuer, audience and lifetime of access tokens.
     pub access: TokenSettings,
+    pub issuer_source: IssuerSource,
     pub algorithm: JwtAlgorithm,
     /// The HS256 secret; always there with HS256.
     pub secret: Option<SecretString>,
@@ -82,7 +108,8 @@ pub struct Tokens {
     pub cache_size: usize,
 }
 
-/// Reads the tokens' settings; the default issuer is the server's address.
+/// Reads the tokens' settings; the issuer is `AUTH_ISSUER`, else `AUTH_PUBLIC_URL` (which the
+/// mail area checks), else the server's address until start-up reads the recorded one.
 pub(super) fn load(raw: &RawConfig, p: &mut Problems, server: Option<&Server>) -> Option<Tokens> {
     let issuer = ISSUER.optional(raw, p);
     let audience = AUDIENCE.value(raw, p);
@@ -102,16 +129,23 @@ pub(super) fn load(raw: &RawConfig, p: &mut Problems, server: Option<&Server>) -
     }
     let minutes = EXPIRE_MINUTES.value(raw, p);
     let cache_size = CACHE_SIZE.value(raw, p);
-    let issuer = match issuer? {
-        Some(issuer) => issuer,
-        None => format!("http://{}", server?.addr()),
+    let public_url = raw
+        .get("public_url")
+        .and_then(|u| super::mail::public_url(u).ok());
+    let (issuer, issuer_source) = match (issuer?, public_url) {
+        (Some(issuer), _) => (issuer, IssuerSource::Issuer),
+        (None, Some(url)) => (url, IssuerSource::PublicUrl),
+        (None, None) => (format!("http://{}", server?.addr()), IssuerSource::Recorded),
     };
     Some(Tokens {
         access: TokenSettings {
             issuer,
-            audience: audience.filter(|a| !a.is_empty())?,
+            audience: audience
+                .filter(|a| !a.is_empty())
+                .map(|a| (!a.eq_ignore_ascii_case("none")).then_some(a))?,
             access_ttl: Duration::from_secs(minutes? * 60),
         },
+        issuer_source,
         algorithm: algorithm?,
         secret: secret?,
         cache_size: cache_size?,

@@ -22,7 +22,10 @@ const SECRET: &str = "a shared secret of at least thirty-two bytes";
 fn settings(app: &TestApp) -> VerifierSettings {
     VerifierSettings::new(
         app.config.tokens.access.issuer.clone(),
-        Audience::expect(app.config.tokens.access.audience.clone()),
+        match app.config.tokens.access.audience.clone() {
+            Some(audience) => Audience::expect(audience),
+            None => Audience::None,
+        },
     )
 }
 

@@ -307,7 +307,11 @@ impl Application {
                     delay_seconds = delay.as_secs(),
                     "readiness answers 503 while requests are still served"
                 );
-                tokio::time::sleep(delay).await;
+                // A second signal (an impatient Ctrl-C) cuts the delay short.
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = crate::shutdown::shutdown_signal() => {}
+                }
             }
             tracing::info!("closing the listener, finishing the requests in progress");
         })

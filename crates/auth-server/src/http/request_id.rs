@@ -128,7 +128,9 @@ pub async fn middleware(
     next: Next,
 ) -> Response {
     let (id, header) = assign(&mut request);
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    let observing = &*observer.0;
+    let matched = request.extensions().get::<MatchedPath>();
+    let route = observing.requests.route(matched.map(MatchedPath::as_str));
     let quiet = QUIET_PATHS.contains(&request.uri().path());
     let span = tracing::info_span!(
         "request",
@@ -143,10 +145,7 @@ pub async fn middleware(
         .await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    let observing = &*observer.0;
-    observing
-        .requests
-        .observe(route.as_ref().map(MatchedPath::as_str), status, elapsed);
+    observing.requests.observe(route, status, elapsed);
     if observing.access_log != AccessLog::Off {
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         let all = observing.access_log == AccessLog::All;

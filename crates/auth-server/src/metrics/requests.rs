@@ -29,6 +29,10 @@ struct Cell {
     sum_micros: AtomicU64,
 }
 
+/// A route's place among the histograms ([`RequestMetrics::route`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Route(usize);
+
 /// The histograms of every route.
 pub struct RequestMetrics {
     /// Route template (as axum's `MatchedPath` has it) -> its index.
@@ -61,13 +65,20 @@ impl RequestMetrics {
         }
     }
 
-    /// Counts a request of `route` (its template; `None` when no route matched) answered with
-    /// `status` after `elapsed`.
-    pub fn observe(&self, route: Option<&str>, status: u16, elapsed: Duration) {
+    /// The series of `route` (its template; `None` when no route matched).
+    pub fn route(&self, route: Option<&str>) -> Route {
         let unmatched = self.labels.len() - 1;
-        let route = route.and_then(|r| self.index.get(r).copied());
+        Route(
+            route
+                .and_then(|r| self.index.get(r).copied())
+                .unwrap_or(unmatched),
+        )
+    }
+
+    /// Counts a request of `route` answered with `status` after `elapsed`.
+    pub fn observe(&self, route: Route, status: u16, elapsed: Duration) {
         let class = usize::from((status / 100).clamp(1, 5) - 1);
-        let cell = &self.cells[route.unwrap_or(unmatched) * CLASSES.len() + class];
+        let cell = &self.cells[route.0 * CLASSES.len() + class];
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let bucket = BOUNDS_MICROS
             .iter()
@@ -122,11 +133,12 @@ mod tests {
     #[test]
     fn requests_land_in_their_route_class_and_bucket() {
         let m = RequestMetrics::new(["/auth/verify", "/auth/admin/users/{id}"]);
-        m.observe(Some("/auth/verify"), 200, Duration::from_micros(300));
-        m.observe(Some("/auth/verify"), 204, Duration::from_millis(3));
-        m.observe(Some("/auth/admin/users/{id}"), 404, Duration::from_secs(20));
-        m.observe(None, 404, Duration::from_micros(10));
-        m.observe(Some("/not/in/the/table"), 200, Duration::from_micros(10));
+        let observe = |route, status, elapsed| m.observe(m.route(route), status, elapsed);
+        observe(Some("/auth/verify"), 200, Duration::from_micros(300));
+        observe(Some("/auth/verify"), 204, Duration::from_millis(3));
+        observe(Some("/auth/admin/users/{id}"), 404, Duration::from_secs(20));
+        observe(None, 404, Duration::from_micros(10));
+        observe(Some("/not/in/the/table"), 200, Duration::from_micros(10));
         let mut text = String::new();
         m.write(&mut text);
         let name = "auth_http_request_duration_seconds";

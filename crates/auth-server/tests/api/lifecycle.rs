@@ -249,3 +249,21 @@ async fn on_sigterm_no_request_is_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     assert_eq!(server.wait().unwrap().code(), Some(0));
 }
+
+/// SIGINT (Ctrl-C in a terminal) skips the delay: the port refuses at once.
+#[tokio::test]
+async fn on_sigint_the_service_stops_without_the_delay() {
+    let (_db, url) = TestDb::create().await;
+    let mut cmd = command(&url);
+    cmd.env("AUTH_SHUTDOWN_DELAY_SECONDS", "60");
+    let (mut server, addr, _log) = serve_logged(cmd);
+    let status = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    assert_eq!(server.wait().unwrap().code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(TcpStream::connect(socket_addr(&addr)).is_err());
+}

@@ -9,6 +9,7 @@ pub use formats::{HashKind, identify};
 pub use policy::{PasswordPolicy, normalize};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::sync::Mutex;
@@ -16,7 +17,7 @@ use std::sync::Mutex;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::CoreError;
 use crate::domain::Password;
@@ -74,6 +75,10 @@ struct Inner {
     limits: HashingLimits,
     /// Verified instead of a real hash when the user does not exist, so both cost the same.
     dummy_hash: String,
+    /// Requests waiting for a place (the queue before the admitted hashes).
+    waiting: AtomicUsize,
+    /// Requests refused after waiting the whole queue timeout.
+    shed: AtomicU64,
     /// Argon2 working memory, reused: at most one buffer per hashing slot is kept, so memory
     /// stays at `max_in_flight` x `memory_kib` however many hashes run over time, and no hash
     /// pays for allocating and faulting in fresh pages.
@@ -196,6 +201,8 @@ impl PasswordHasher {
             slots: Arc::new(Semaphore::new(limits.max_in_flight * ADMITTED_PER_THREAD)),
             limits,
             dummy_hash: String::new(),
+            waiting: AtomicUsize::new(0),
+            shed: AtomicU64::new(0),
             buffers: Mutex::new(Vec::new()),
         };
         inner.dummy_hash = inner
@@ -219,15 +226,25 @@ impl PasswordHasher {
     /// nothing but its wait. The place is given back when the ticket's hash is done or the
     /// ticket is dropped.
     pub async fn admit(&self) -> Result<HashTicket, CoreError> {
-        let permit = tokio::time::timeout(
-            self.inner.limits.queue_timeout,
-            self.inner.slots.clone().acquire_owned(),
-        )
-        .await
-        .map_err(|_| CoreError::Overloaded {
-            retry_after: Duration::from_secs(1),
-        })?
-        .map_err(|_| HashingError::Closed)?;
+        let slots = &self.inner.slots;
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(HashingError::Closed.into()),
+            Err(TryAcquireError::NoPermits) => {
+                let _queued = Queued::enter(&self.inner.waiting);
+                let timeout = self.inner.limits.queue_timeout;
+                match tokio::time::timeout(timeout, slots.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) => return Err(HashingError::Closed.into()),
+                    Err(_) => {
+                        self.inner.shed.fetch_add(1, Ordering::Relaxed);
+                        return Err(CoreError::Overloaded {
+                            retry_after: Duration::from_secs(1),
+                        });
+                    }
+                }
+            }
+        };
         Ok(HashTicket {
             hasher: self.clone(),
             permit,
@@ -253,6 +270,33 @@ impl PasswordHasher {
     /// Number of admitted hashes: running, queued for a thread or being prepared.
     pub fn in_flight(&self) -> usize {
         self.inner.limits.max_in_flight * ADMITTED_PER_THREAD - self.inner.slots.available_permits()
+    }
+
+    /// Requests waiting for a place among the admitted hashes.
+    pub fn queued(&self) -> usize {
+        self.inner.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused so far because no place freed up within the queue timeout.
+    pub fn shed(&self) -> u64 {
+        self.inner.shed.load(Ordering::Relaxed)
+    }
+}
+
+/// One request counted among those waiting while it lives (a request whose client left while
+/// waiting is dropped, and leaves the count with it).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -490,6 +534,11 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, CoreError::Overloaded { .. }), "{err:?}");
         assert_eq!(hasher.in_flight(), 2);
+        assert_eq!(
+            (hasher.shed(), hasher.queued()),
+            (2, 0),
+            "counted, and out of the queue"
+        );
         // A ticket dropped unused (a login whose user read failed) gives its place back.
         drop(prepared);
         let pw = Password::new("password123".into());

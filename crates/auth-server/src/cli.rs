@@ -38,6 +38,16 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Ask the running service's readiness (for container probes without curl): exit 0 when
+    /// `GET /health/ready` answers 200, 1 otherwise.
+    Healthcheck {
+        /// Ask this URL instead of `/health/ready` on the configured port of 127.0.0.1.
+        #[arg(long)]
+        url: Option<String>,
+        /// How long to wait for the answer, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

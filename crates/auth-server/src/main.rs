@@ -33,6 +33,10 @@ async fn main() -> ExitCode {
     }
     match command {
         Command::Migrate => commands::migrate(&config).await,
+        Command::Healthcheck { url, timeout_ms } => {
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            auth_server::healthcheck::run(&config, url.as_deref(), timeout).await
+        }
         Command::User(UserCommand::Create {
             email,
             username,
@@ -76,7 +80,7 @@ async fn serve(config: auth_server::config::Config) -> ExitCode {
         app.scheme(),
         app.local_addr()
     );
-    match app.run_until_stopped(shutdown).await {
+    match app.run(shutdown).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

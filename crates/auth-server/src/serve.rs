@@ -2,7 +2,8 @@
 //! does not give) and offers no TLS, so the service accepts its own connections: each one on a
 //! task of its own, its TLS handshake (when configured) bounded there, so a slow handshake
 //! never holds up other accepts; then HTTP/1.1 with hyper (as `axum::serve` without its
-//! `http2` feature), a request's headers bounded too. On shutdown it stops accepting and lets every connection finish its requests.
+//! `http2` feature), a request's headers bounded too. On shutdown it stops accepting and lets
+//! every connection finish its requests.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,15 +32,30 @@ pub struct Connections {
     pub header_timeout: Duration,
 }
 
-/// Serves `app` on `listener` until `shutdown` completes and every connection has finished.
+/// Serves `app` on `listener` until `shutdown` completes and every connection has finished:
+/// the listener closes first (new connections are refused), idle keep-alive connections are
+/// closed, requests in progress are answered (and their connections closed after them).
 /// Handlers see the peer's address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
-    mut listener: TcpListener,
+    listener: TcpListener,
     app: Router,
     connections: Connections,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let acceptor = connections.tls.map(TlsAcceptor::from);
+    let (listener, graceful) = accept(listener, app, &connections, shutdown).await;
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Serves `app` on `listener` until `until` completes; gives the listener back, with the
+/// connections still open (to be shut down gracefully).
+pub async fn accept(
+    mut listener: TcpListener,
+    app: Router,
+    connections: &Connections,
+    until: impl Future<Output = ()> + Send + 'static,
+) -> (TcpListener, GracefulShutdown) {
+    let acceptor = connections.tls.clone().map(TlsAcceptor::from);
     let timeout = connections.header_timeout;
     let mut builder = Builder::new();
     builder
@@ -47,12 +63,12 @@ pub async fn serve(
         .header_read_timeout(timeout);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
+    let mut until = std::pin::pin!(until);
     loop {
         // Accept errors (too many open files, ...) are waited out inside `accept`.
         let (stream, peer) = tokio::select! {
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
-            () = &mut shutdown => break,
+            () = &mut until => break,
         };
         let connection = Connection {
             builder: builder.clone(),
@@ -76,8 +92,7 @@ pub async fn serve(
             }
         }
     }
-    drop(listener);
-    graceful.shutdown().await;
+    (listener, graceful)
 }
 
 /// One accepted connection, ready to be served.

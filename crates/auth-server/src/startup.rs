@@ -1,5 +1,6 @@
-//! Building the application from a validated configuration: database, migrations, signing
-//! keys, services, router and a bound listener (port 0 picks a free port, for tests).
+//! Building the application from a validated configuration: a bound listener first (port 0
+//! picks a free port, for tests), answering 503 while the database is migrated and the signing
+//! keys and services are built; then the router, served until a signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,12 +16,15 @@ use auth_core::token::JwtAlgorithm;
 use auth_core::token::LEEWAY_SECONDS;
 use auth_core::{CoreError, now_unix};
 use auth_store::{Store, StoreOptions};
+use hyper_util::server::graceful::GracefulShutdown;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, IssuerSource, MailTransport, redact_url};
 use crate::limits::RateLimiter;
 use crate::mail::Mailer;
+use crate::serve::Connections;
+pub use crate::shutdown::{Signal, shutdown_signal};
 use crate::state::{AppState, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +164,7 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         .with_flows(config.accounts.flows),
         sessions: SessionService::new(
             store.clone(),
-            hasher,
+            hasher.clone(),
             tokens.clone(),
             config.sessions.lifetimes,
             revocations.clone(),
@@ -173,6 +177,11 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
         limits: RateLimiter::new(&config.limits, config.keys.master_key.as_ref())
             .map_err(StartupError::RateLimits)?,
         mailer,
+        hasher,
+        counters: Default::default(),
+        requests: Default::default(),
+        metrics_elsewhere: config.server.metrics_bind.is_some(),
+        draining: Default::default(),
     });
     state
         .sessions
@@ -187,47 +196,128 @@ pub async fn build_state(config: &Config, store: Store) -> Result<AppState, Star
     Ok(state)
 }
 
-/// A built application, listening but not yet serving.
-pub struct Application {
-    listener: TcpListener,
-    state: AppState,
-    edge: crate::config::Edge,
-    revocation_poll: std::time::Duration,
-    key_reload: std::time::Duration,
-    shutdown_drain: std::time::Duration,
+/// A bound listener answering as a starting service ([`crate::http::ops::starting`]) while the
+/// application is built on it.
+pub struct Starting {
+    addr: SocketAddr,
+    /// Dropped or sent: the starting service stops accepting and gives the listener back.
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<(TcpListener, GracefulShutdown)>,
+    connections: Connections,
 }
 
-impl Application {
-    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+impl Starting {
+    /// Binds the listener and answers on it at once: liveness 200, everything else 503.
+    pub async fn bind(config: &Config) -> Result<Self, StartupError> {
         let addr = config.server.addr();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        let connections = Connections {
+            tls: config.edge.tls.clone(),
+            header_timeout: config.edge.header_timeout,
+        };
+        let app = crate::http::ops::starting::router(&crate::http::edge::Edge::new(&config.edge));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let until = async move {
+            let _ = stopped.await;
+        };
+        let serving = {
+            let connections = connections.clone();
+            tokio::spawn(
+                async move { crate::serve::accept(listener, app, &connections, until).await },
+            )
+        };
+        Ok(Self {
+            addr,
+            stop,
+            serving,
+            connections,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Opens the database (migrations), builds the services, then takes the listener back
+    /// from the starting service: the connections it holds are closed once they are idle.
+    pub async fn finish(self, config: &Config) -> Result<Application, StartupError> {
         let mut config = config.clone();
-        if config.tokens.issuer_source == IssuerSource::Recorded
-            && let Ok(bound) = listener.local_addr()
-        {
+        if config.tokens.issuer_source == IssuerSource::Recorded {
             // The address this instance is at (port 0 picked one), should it be the first.
-            config.tokens.access.issuer = format!("http://{bound}");
+            config.tokens.access.issuer = format!("http://{}", self.addr);
         }
         let config = &config;
         let store = open_store(config).await?;
         let state = build_state(config, store).await?;
         log_mail(config, &state.mailer);
-        Ok(Self {
+        let metrics = match config.server.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let Self {
+            addr,
+            stop,
+            serving,
+            connections,
+        } = self;
+        let _ = stop.send(());
+        let (listener, starting) = serving.await.map_err(|e| StartupError::Bind {
+            addr,
+            source: std::io::Error::other(e),
+        })?;
+        tokio::spawn(starting.shutdown());
+        Ok(Application {
             listener,
+            metrics,
+            connections,
             state,
             edge: config.edge.clone(),
+            access_log: config.logging.access_log,
             revocation_poll: config.sessions.revocation_poll,
             key_reload: config.keys.reload,
+            shutdown_delay: config.server.shutdown_delay,
             shutdown_drain: config.server.shutdown_drain,
         })
+    }
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    /// The listener of `/metrics` alone (`AUTH_METRICS_BIND`).
+    metrics: Option<TcpListener>,
+    connections: Connections,
+    state: AppState,
+    edge: crate::config::Edge,
+    access_log: crate::config::AccessLog,
+    revocation_poll: std::time::Duration,
+    key_reload: std::time::Duration,
+    shutdown_delay: std::time::Duration,
+    shutdown_drain: std::time::Duration,
+}
+
+impl Application {
+    /// Binds the listener (answering 503 while starting), migrates, builds the services.
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        Starting::bind(config).await?.finish(config).await
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served apart, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -247,6 +337,33 @@ impl Application {
         &self.state
     }
 
+    /// Serves until `signal`; on SIGTERM, first [`Self::shutdown_delay`]: readiness answers
+    /// 503 and answers close their connections while every request is still served, so a load
+    /// balancer stops sending before the listener closes. SIGINT stops at once.
+    pub async fn run(
+        self,
+        signal: impl Future<Output = Signal> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let delay = self.shutdown_delay;
+        self.run_until_stopped(async move {
+            if signal.await == Signal::Terminate && !delay.is_zero() {
+                state.start_draining();
+                tracing::info!(
+                    delay_seconds = delay.as_secs(),
+                    "readiness answers 503 while requests are still served"
+                );
+                // A second signal (an impatient Ctrl-C) cuts the delay short.
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = crate::shutdown::shutdown_signal() => {}
+                }
+            }
+            tracing::info!("closing the listener, finishing the requests in progress");
+        })
+        .await
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the pool.
     pub async fn run_until_stopped(
         self,
@@ -256,13 +373,32 @@ impl Application {
         let tasks = crate::tasks::spawn(self.state.clone(), self.revocation_poll, self.key_reload);
         let (in_flight, drained) = crate::http::InFlight::new();
         let edge = crate::http::edge::Edge::new(&self.edge);
-        let app = crate::http::router(self.state, &in_flight, &edge);
+        let app = crate::http::router(self.state.clone(), &in_flight, &edge, self.access_log);
         drop(in_flight);
-        let connections = crate::serve::Connections {
-            tls: self.edge.tls.clone(),
-            header_timeout: self.edge.header_timeout,
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
         };
-        crate::serve::serve(self.listener, app, connections, shutdown).await;
+        let metrics = self.metrics.map(|listener| {
+            let app = crate::http::ops::metrics::listener_router(self.state.clone());
+            let plain = Connections {
+                tls: None,
+                header_timeout: self.connections.header_timeout,
+            };
+            tokio::spawn(crate::serve::serve(listener, app, plain, until()))
+        });
+        let main = crate::serve::serve(self.listener, app, self.connections, until());
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        main.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         // Writes whose clients went away still run on their own tasks: let them finish before
         // the pool closes under them (bounded, like any drain).
         let drain = self.shutdown_drain;
@@ -291,41 +427,5 @@ fn log_mail(config: &Config, mailer: &Mailer) {
     }
     if matches!(config.mail.transport, MailTransport::Off) {
         tracing::warn!("AUTH_MAIL_TRANSPORT=off: no mail is sent; it stays in the outbox");
-    }
-}
-
-/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when
-/// the future is first polled, so a signal that arrives as soon as the service says it listens
-/// is never lost to the default action.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let (mut interrupt, mut terminate) = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::interrupt()).ok(),
-            signal(SignalKind::terminate()).ok(),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        {
-            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
-                match s {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                () = wait(interrupt.take()) => {},
-                () = wait(terminate.take()) => {},
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        tracing::info!("shutdown signal received, draining in-flight requests");
     }
 }

@@ -2,8 +2,10 @@
 //! store, and what the key upkeep needs.
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use auth_core::password::PasswordHasher;
 use auth_core::service::{
     AccountService, AuditService, DirectoryService, EventService, SessionService, TokenChecks,
 };
@@ -14,6 +16,7 @@ use secrecy::SecretString;
 use crate::config::IpNet;
 use crate::limits::RateLimiter;
 use crate::mail::Mailer;
+use crate::metrics::requests::RequestMetrics;
 
 /// Cloned for every request that reads it, so it is one reference-counted pointer.
 #[derive(Clone)]
@@ -40,6 +43,16 @@ pub struct Shared {
     pub trusted_proxies: Arc<[IpNet]>,
     /// Rate limits per client IP and per account.
     pub limits: RateLimiter,
+    /// The password hasher the services share, for its gauges.
+    pub hasher: PasswordHasher,
+    /// Logins and refreshes counted by the handlers, for `/metrics`.
+    pub counters: crate::metrics::Counters,
+    /// The latency histograms, set when the router is built.
+    pub requests: OnceLock<Arc<RequestMetrics>>,
+    /// Whether `/metrics` is served on a listener of its own (not on the API's port).
+    pub metrics_elsewhere: bool,
+    /// Set on SIGTERM: readiness answers 503 and answers close their connections.
+    pub draining: AtomicBool,
     /// Renders and sends the mails of the outbox (the `mail` relay's [`auth_core::outbox::Deliver`]).
     pub mailer: Mailer,
 }
@@ -59,6 +72,16 @@ impl Deref for AppState {
 }
 
 impl Shared {
+    /// Whether shutdown has begun (readiness says so, answers close their connections).
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Begins shutdown's delay: readiness answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
     /// Rotation and upkeep of the signing keys.
     pub fn keys(&self) -> KeyManager<'_, Store> {
         KeyManager {

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use siphasher::sip128::{Hasher128, SipHasher13};
@@ -37,16 +38,30 @@ struct Entry {
 /// A shard of the map behind its own lock, alone in its cache lines: taking a read lock writes
 /// to the lock word, and two cores reading neighbouring shards would otherwise pass the line
 /// back and forth on every hit.
+/// Its lookups are counted beside the lock word, which a lookup writes anyway.
 #[derive(Default)]
 #[repr(align(128))]
-struct Shard(RwLock<HashMap<TokenKey, Entry, BuildHasherDefault<KeyHasher>>>);
+struct Shard {
+    map: RwLock<HashMap<TokenKey, Entry, BuildHasherDefault<KeyHasher>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
 
 impl std::ops::Deref for Shard {
     type Target = RwLock<HashMap<TokenKey, Entry, BuildHasherDefault<KeyHasher>>>;
 
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.map
     }
+}
+
+/// Lookups of the cache since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Tokens answered from the cache.
+    pub hits: u64,
+    /// Tokens verified in full (not cached, expired, or the cache is off).
+    pub misses: u64,
 }
 
 /// Shards of the map, each behind its own lock, so the worker threads do not all take (and
@@ -111,16 +126,35 @@ impl VerifiedCache {
 
     /// The token verified before under this key, unless it has expired since.
     pub fn get(&self, key: &TokenKey, now: i64) -> Option<Verified> {
-        if self.shard_capacity == 0 {
-            return None;
-        }
-        let entries = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
-        let entry = entries.get(key).filter(|e| live(e.exp, now))?;
-        Some(Verified {
-            identity: Arc::clone(&entry.identity),
-            exp: entry.exp,
-            iat: entry.iat,
-        })
+        let shard = self.shard(key);
+        let found = (self.shard_capacity > 0)
+            .then(|| {
+                let entries = shard.read().unwrap_or_else(|e| e.into_inner());
+                let entry = entries.get(key).filter(|e| live(e.exp, now))?;
+                Some(Verified {
+                    identity: Arc::clone(&entry.identity),
+                    exp: entry.exp,
+                    iat: entry.iat,
+                })
+            })
+            .flatten();
+        let counter = if found.is_some() {
+            &shard.hits
+        } else {
+            &shard.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Hits and misses of [`VerifiedCache::get`] so far.
+    pub fn stats(&self) -> CacheStats {
+        self.shards
+            .iter()
+            .fold(CacheStats::default(), |sum, s| CacheStats {
+                hits: sum.hits + s.hits.load(Ordering::Relaxed),
+                misses: sum.misses + s.misses.load(Ordering::Relaxed),
+            })
     }
 
     /// Remembers a token whose signature and claims were just verified, and answers with

@@ -6,7 +6,7 @@
 mod cache;
 mod claims;
 
-pub use cache::{TokenKey, VerifiedCache};
+pub use cache::{CacheStats, TokenKey, VerifiedCache};
 pub use claims::{
     ACCESS_TOKEN_TYP, AccessClaims, CLIENT_ID, Identity, LEEWAY_SECONDS, SIMPLEJWT_ACCESS, Verified,
 };
@@ -271,6 +271,11 @@ impl TokenService {
         Ok(self
             .cache
             .insert(key, identity, (claims.exp, claims.iat), now))
+    }
+
+    /// How often [`TokenService::check`] was answered from its cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 
     /// Verifies an access token in full, without the cache.

@@ -2,13 +2,13 @@
 //! text becomes a typed value, and the problems found on the way, one line each.
 
 use std::fmt::Display;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 
 use auth_core::token::JwtAlgorithm;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{IpNet, LogFormat, RawConfig, RedisFailure, TransportKind, settings};
+use super::{AccessLog, IpNet, LogFormat, RawConfig, RedisFailure, TransportKind, settings};
 
 /// One setting, declared by the area that reads it.
 pub struct Setting<T: 'static> {
@@ -198,7 +198,7 @@ macro_rules! ordered {
     )*};
 }
 
-ordered!(u16, u32, u64, usize, IpAddr);
+ordered!(u16, u32, u64, usize, IpAddr, SocketAddr);
 
 impl Value for String {
     fn read(text: &str) -> Result<Self, Vec<String>> {
@@ -307,5 +307,6 @@ macro_rules! choice {
 
 choice!(JwtAlgorithm: "EdDSA" => JwtAlgorithm::EdDSA, "HS256" => JwtAlgorithm::HS256);
 choice!(LogFormat: "pretty" => LogFormat::Pretty, "json" => LogFormat::Json);
+choice!(AccessLog: "all" => AccessLog::All, "errors" => AccessLog::Errors, "off" => AccessLog::Off);
 choice!(RedisFailure: "memory" => RedisFailure::Memory, "open" => RedisFailure::Open, "closed" => RedisFailure::Closed);
 choice!(TransportKind: "smtp" => TransportKind::Smtp, "file" => TransportKind::File, "log" => TransportKind::Log, "off" => TransportKind::Off);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 use super::RawConfig;
 use super::definition::{DefaultTo, Definition, Problems, Secrecy, Setting};
@@ -89,6 +90,8 @@ pub struct Edge {
     pub gateway_secret: Option<SecretString>,
     /// The TLS set-up, when the service listens with TLS.
     pub tls: Option<Arc<tls::ServerConfig>>,
+    /// The certificate served (the first of `AUTH_TLS_CERT`): what `healthcheck` accepts.
+    pub tls_leaf: Option<CertificateDer<'static>>,
     /// Whether TLS clients must present a certificate.
     pub client_certificates: bool,
     /// Bound of a TLS handshake and of a request's headers.
@@ -106,6 +109,10 @@ pub(super) fn load(raw: &RawConfig, p: &mut Problems) -> Option<Edge> {
     let body = BODY_TIMEOUT_MS.value(raw, p);
     let (cert, key, client_ca) = (cert?, key?, client_ca?);
     let client_certificates = client_ca.is_some();
+    let tls_leaf = cert
+        .as_deref()
+        .and_then(|c| tls::certificates(c).ok())
+        .and_then(|chain| chain.into_iter().next());
     let tls = match (cert, key) {
         (Some(cert), Some(key)) => Some(Arc::new(tls_config(&cert, &key, client_ca, p)?)),
         (None, None) => {
@@ -126,6 +133,7 @@ pub(super) fn load(raw: &RawConfig, p: &mut Problems) -> Option<Edge> {
     Some(Edge {
         gateway_secret: gateway_secret?,
         tls,
+        tls_leaf,
         client_certificates,
         header_timeout: Duration::from_millis(header?),
         body_timeout: Duration::from_millis(body?),

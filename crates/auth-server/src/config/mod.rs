@@ -26,7 +26,7 @@ pub use edge::Edge;
 pub use events::{Broker, Events, Retries};
 pub use keys::Keys;
 pub use limits::{Quota, Quotas, RateLimits, RedisFailure, RedisLimits};
-pub use logging::{LogFormat, Logging};
+pub use logging::{AccessLog, LogFormat, Logging};
 pub use mail::{Mail, MailTransport, TransportKind};
 pub use net::{IpNet, redact_url};
 pub use passwords::Passwords;

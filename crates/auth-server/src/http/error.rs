@@ -87,6 +87,16 @@ impl ApiError {
         .retry_after(Duration::from_secs(1))
     }
 
+    /// 503 of a service that is starting or leaving: nothing is wrong, so nothing is logged.
+    pub fn not_ready(title: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            title,
+        )
+        .retry_after(Duration::from_secs(1))
+    }
+
     /// 500; the cause goes to the log only.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

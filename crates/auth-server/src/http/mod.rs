@@ -21,6 +21,8 @@ pub mod respond;
 pub mod route;
 pub mod sessions;
 
+use std::sync::Arc;
+
 use auth_core::password::PasswordPolicy;
 use auth_proto::ErrorCode;
 use axum::Router;
@@ -37,6 +39,7 @@ pub use completion::{Drained, InFlight};
 use self::completion::to_completion;
 use self::error::ApiError;
 use self::route::{Group, Needs};
+use crate::metrics::requests::RequestMetrics;
 use crate::state::AppState;
 
 /// Largest accepted request body.
@@ -299,9 +302,20 @@ fn document_docs_routes(doc: &mut OpenApiDoc) {
 /// The complete application router: each group with what it needs (the caller checked for
 /// its permission, writes run to completion), then the cross-cutting layers, the edge's
 /// checks outside all but the request id.
-pub fn router(state: AppState, in_flight: &InFlight, edge: &edge::Edge) -> Router {
+pub fn router(
+    state: AppState,
+    in_flight: &InFlight,
+    edge: &edge::Edge,
+    access_log: crate::config::AccessLog,
+) -> Router {
     let (groups, doc) = api();
     let mut document = constrained(&doc, state.accounts.policy());
+    // The histograms' route labels: every template of the route table, once.
+    let templates = doc.paths.paths.keys().map(String::as_str);
+    let docs_routes = ["/openapi.json", "/docs", "/docs/", "/docs/{*rest}"];
+    let requests = Arc::new(RequestMetrics::new(templates.chain(docs_routes)));
+    let _ = state.requests.set(requests.clone());
+    let observer = request_id::Observer::new(access_log, requests, state.clone());
     drop(doc);
     if edge.gated() {
         edge::document_gateway(&mut document);
@@ -335,7 +349,10 @@ pub fn router(state: AppState, in_flight: &InFlight, edge: &edge::Edge) -> Route
             edge.clone(),
             edge::middleware,
         ))
-        .layer(axum::middleware::from_fn(request_id::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            observer,
+            request_id::middleware,
+        ))
 }
 
 /// Each group's routes with what they need applied, merged.
@@ -370,7 +387,7 @@ fn with_needs(
     app
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such route")
 }
 
@@ -409,7 +426,7 @@ mod tests {
                 to_completion,
             ))
             .layer(CatchPanicLayer::custom(panicked))
-            .layer(axum::middleware::from_fn(request_id::middleware))
+            .layer(axum::middleware::from_fn(request_id::identified))
     }
 
     async fn post(router: &Router, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {

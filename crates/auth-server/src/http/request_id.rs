@@ -1,16 +1,22 @@
-//! Request ids and request logging: every request gets an `x-request-id` (the caller's when it
-//! is sane, else a new UUIDv7), echoed in the response, carried by the request span (so every
-//! log line of the request has it) and available to error bodies.
+//! Request ids, request logging and request metrics: every request gets an `x-request-id` (the
+//! caller's when it is sane, else a new UUIDv7), echoed in the response, carried by the request
+//! span (so every log line of the request has it) and available to error bodies; it is timed
+//! into its route's histogram and logged as `AUTH_ACCESS_LOG` says.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use tracing::Instrument;
+
+use crate::config::AccessLog;
+use crate::metrics::requests::RequestMetrics;
+use crate::state::AppState;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -61,8 +67,8 @@ fn accept(value: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
-/// Middleware: assigns the id, opens the request span, logs the outcome by status class.
-pub async fn middleware(mut request: Request, next: Next) -> Response {
+/// The request's id (the caller's when sane, else a new one), set on the request.
+fn assign(request: &mut Request) -> (String, HeaderValue) {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -72,6 +78,60 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     request
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), header.clone());
+    (id, header)
+}
+
+/// Middleware of the starting service: the id alone, no log line and no metrics.
+pub async fn identified(mut request: Request, next: Next) -> Response {
+    let (id, header) = assign(&mut request);
+    let mut response = REQUEST_ID.scope(id, next.run(request)).await;
+    response.headers_mut().insert(X_REQUEST_ID.clone(), header);
+    response
+}
+
+/// What the request middleware needs: the access-log choice, the latency histograms, and the
+/// state (whether the service is draining).
+#[derive(Clone)]
+pub struct Observer(Arc<Observing>);
+
+struct Observing {
+    access_log: AccessLog,
+    requests: Arc<RequestMetrics>,
+    state: AppState,
+}
+
+impl Observer {
+    pub fn new(access_log: AccessLog, requests: Arc<RequestMetrics>, state: AppState) -> Self {
+        Self(Arc::new(Observing {
+            access_log,
+            requests,
+            state,
+        }))
+    }
+}
+
+/// Probes and the scraper: asked every few seconds by machines, never logged above DEBUG.
+pub const QUIET_PATHS: [&str; 5] = [
+    "/health",
+    "/health/ready",
+    "/auth/health",
+    "/auth/health/",
+    "/metrics",
+];
+
+/// Middleware: assigns the id, opens the request span, times the request into its route's
+/// histogram, logs the outcome as the access-log setting says, and while the service drains
+/// tells keep-alive clients to go (`Connection: close`).
+pub async fn middleware(
+    State(observer): State<Observer>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let (id, header) = assign(&mut request);
+    let observing = &*observer.0;
+    let matched = request.extensions().get::<MatchedPath>();
+    let route = observing.requests.route(matched.map(MatchedPath::as_str));
+    let quiet = QUIET_PATHS.contains(&request.uri().path());
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -84,16 +144,27 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| match status {
-        // 503 is load shedding or an unreachable database: an operating condition, reported
-        // where it arises, not a failure of this request.
-        503 => tracing::warn!(status, elapsed_ms, "request not served"),
-        500.. => tracing::error!(status, elapsed_ms, "request failed"),
-        400..=499 => tracing::warn!(status, elapsed_ms, "request refused"),
-        _ => tracing::info!(status, elapsed_ms, "request done"),
-    });
-    response.headers_mut().insert(X_REQUEST_ID.clone(), header);
+    let elapsed = started.elapsed();
+    observing.requests.observe(route, status, elapsed);
+    if observing.access_log != AccessLog::Off {
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+        let all = observing.access_log == AccessLog::All;
+        span.in_scope(|| match status {
+            _ if quiet => tracing::debug!(status, elapsed_ms, "request done"),
+            // 503 is load shedding or an unreachable database: an operating condition, reported
+            // where it arises, not a failure of this request.
+            503 => tracing::warn!(status, elapsed_ms, "request not served"),
+            500.. => tracing::error!(status, elapsed_ms, "request failed"),
+            400..=499 => tracing::warn!(status, elapsed_ms, "request refused"),
+            _ if all => tracing::info!(status, elapsed_ms, "request done"),
+            _ => tracing::debug!(status, elapsed_ms, "request done"),
+        });
+    }
+    let headers = response.headers_mut();
+    headers.insert(X_REQUEST_ID.clone(), header);
+    if observing.state.draining() {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 

@@ -11,6 +11,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -393,4 +394,38 @@ async fn edge_tls_service_exits_0_on_sigterm_and_bad_files_exit_2() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `healthcheck` speaks TLS when the service does, and accepts the certificate the
+/// configuration serves (pinned, whatever its names), no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_tls_healthcheck_accepts_the_served_certificate_only() {
+    let files = Files::new();
+    let (_ca, cert, key) = server_files(&files, "server");
+    let (_other_ca, other_cert, other_key) = server_files(&files, "other");
+    let app = spawn_app_with(&[("AUTH_TLS_CERT", &cert), ("AUTH_TLS_KEY", &key)]).await;
+    let port = app.addr.rsplit(':').next().unwrap().to_owned();
+    let url = app.config.database.url.expose_secret().to_owned();
+    let check = |cert: &str, key: &str| {
+        let out = command(&url)
+            .env("PORT", &port)
+            .env("AUTH_TLS_CERT", cert)
+            .env("AUTH_TLS_KEY", key)
+            .arg("healthcheck")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, said) = check(&cert, &key);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.starts_with("ready: 200 from https://127.0.0.1:"),
+        "{said}"
+    );
+    let (code, said) = check(&other_cert, &other_key);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("TLS"), "{said}");
 }

@@ -127,6 +127,8 @@ pub fn base_env() -> HashMap<String, String> {
         ("AUTH_ARGON2_ITERATIONS", "1"),
         // Mail stays in the outbox, where tests read it; the mail tests pick a transport.
         ("AUTH_MAIL_TRANSPORT", "off"),
+        // Shutdown stops at once; the tests of the delay set their own.
+        ("AUTH_SHUTDOWN_DELAY_SECONDS", "0"),
     ]
     .into_iter()
     .chain(RATE_LIMITS.map(|name| (name, "off")))
@@ -179,17 +181,22 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
     }
 }
 
-/// Builds the application on `database_url` with the test settings plus `extra`, not serving.
-pub async fn build(database_url: &str, extra: &[(&str, &str)]) -> (Application, Config) {
+/// The configuration of the test settings plus `extra` on `database_url`.
+pub fn config(database_url: &str, extra: &[(&str, &str)]) -> Config {
     let mut env = base_env();
     env.insert("DATABASE_URL".into(), database_url.to_owned());
     for (k, v) in extra {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
-    let config = RawConfig::load(None, &|n| env.get(n).cloned(), &[])
+    RawConfig::load(None, &|n| env.get(n).cloned(), &[])
         .unwrap()
         .validate()
-        .unwrap();
+        .unwrap()
+}
+
+/// Builds the application on `database_url` with the test settings plus `extra`, not serving.
+pub async fn build(database_url: &str, extra: &[(&str, &str)]) -> (Application, Config) {
+    let config = config(database_url, extra);
     let app = Application::build(&config)
         .await
         .expect("application starts");

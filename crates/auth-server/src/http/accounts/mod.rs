@@ -104,8 +104,9 @@ pub async fn login(
         client,
     )?;
     admit_login(&state, &credentials).await?;
-    let issued = state.sessions.login(credentials).await?;
-    Ok(no_store(Json(token_body(issued)).into_response()))
+    let issued = state.sessions.login(credentials).await;
+    state.counters.login(&issued);
+    Ok(no_store(Json(token_body(issued?)).into_response()))
 }
 
 /// The account of the bearer token.

@@ -59,12 +59,9 @@ pub async fn obtain_pair(
     let credentials = Credentials::parse(Some(&body.email), None, body.password, None, client)
         .map_err(compat_login_error)?;
     admit_login(&state, &credentials).await?;
-    state
-        .sessions
-        .login(credentials)
-        .await
-        .map(pair)
-        .map_err(compat_login_error)
+    let issued = state.sessions.login(credentials).await;
+    state.counters.login(&issued);
+    issued.map(pair).map_err(compat_login_error)
 }
 
 /// SimpleJWT's message on a refused login.
@@ -88,11 +85,9 @@ pub async fn refresh_pair(
     Client(client): Client,
     ApiJson(body): ApiJson<CompatRefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let issued = state
-        .sessions
-        .refresh(&body.refresh, &client)
-        .await
-        .map_err(|e| ApiError::from(e).detail("Token is invalid or expired"))?;
+    let issued = state.sessions.refresh(&body.refresh, &client).await;
+    state.counters.refresh(&issued);
+    let issued = issued.map_err(|e| ApiError::from(e).detail("Token is invalid or expired"))?;
     Ok(pair(issued))
 }
 

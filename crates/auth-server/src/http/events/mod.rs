@@ -1,6 +1,6 @@
 //! The event outbox over HTTP: the admin API's listing (`events:read`, tenant-scoped like the
 //! rest of the admin API), the backlog per channel, re-queuing a parked event
-//! (`events:write`), and `GET /metrics` (Prometheus text, the outbox's lag and counters).
+//! (`events:write`); the outbox's lag and counters are in `GET /metrics` too (`http::ops`).
 
 use auth_core::CoreError;
 use auth_core::audit::AuditPosition;
@@ -14,7 +14,7 @@ use auth_proto::Problem;
 use auth_proto::events::{ChannelBacklog, EventItem, EventPage, OutboxStats};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -35,7 +35,6 @@ pub fn groups() -> Vec<Group> {
             .routes(routes!(list_events))
             .routes(routes!(event_stats)),
         Group::new(Needs::WRITES.permission(p::EVENTS_WRITE)).routes(routes!(retry_event)),
-        Group::new(Needs::READS).routes(routes!(metrics)),
     ]
 }
 
@@ -237,21 +236,4 @@ pub async fn retry_event(
     let tenant = tenant(q.tenant.as_deref())?;
     state.events.retry(&caller.actor(), tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Metrics in the Prometheus text format: the outbox's backlog per channel (pending, parked,
-/// age of the oldest pending entry) and this instance's delivered and failed counts.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses(
-        (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4"),
-    ))]
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let stats = state.events.all_stats().await?;
-    let families = crate::metrics::outbox_families(&stats, &state.outbox_counters, now_unix());
-    let mut response = crate::metrics::render(&families).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    Ok(no_store(response))
 }

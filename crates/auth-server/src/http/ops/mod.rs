@@ -1,5 +1,9 @@
-//! Operational routes: liveness, readiness, the published keys, the OpenAPI document and the
-//! docs page (Swagger UI, served from the binary).
+//! Operational routes: liveness, readiness, metrics, the published keys, the OpenAPI document
+//! and the docs page (Swagger UI, served from the binary); and what the service answers while
+//! it starts.
+
+pub mod metrics;
+pub mod starting;
 
 use std::time::Duration;
 
@@ -7,7 +11,7 @@ use auth_core::repo::HealthRepository;
 use auth_proto::{Health, JwkSet, Problem};
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::routes;
 
@@ -20,7 +24,8 @@ pub fn groups() -> Vec<Group> {
         Group::new(Needs::NOTHING)
             .routes(routes!(health))
             .routes(routes!(auth_health))
-            .routes(routes!(jwks)),
+            .routes(routes!(jwks))
+            .routes(routes!(metrics::metrics)),
         // Readiness documents its own 503: it is the answer, not a refusal.
         Group::new(Needs::NOTHING).routes(routes!(ready)),
     ]
@@ -46,17 +51,31 @@ pub async fn auth_health() -> Json<Health> {
     alive()
 }
 
-/// Readiness: 200 when the database answers within two seconds, else 503.
+/// Readiness: 200 when the database answers within two seconds, else 503 `unavailable`
+/// (also while the service starts); 503 `{"status": "draining"}` during shutdown's delay
+/// (`AUTH_SHUTDOWN_DELAY_SECONDS`), while every other request is still served.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
         (status = 200, body = Health),
-        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable` (problem+json: starting, or the database does not answer), or `{\"status\": \"draining\"}` (shutting down)",
+            content(
+                (Problem = "application/problem+json"),
+                (Health = "application/json"),
+            )),
     ))]
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.draining() {
+        let body = Json(Health {
+            status: "draining".into(),
+        });
+        let retry = [(header::RETRY_AFTER, HeaderValue::from_static("1"))];
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response());
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(Health {
             status: "ready".into(),
-        })),
+        })
+        .into_response()),
         Ok(Err(e)) => Err(ApiError::unavailable(&e)),
         Err(_) => Err(ApiError::unavailable(&"database ping timed out")),
     }

@@ -41,8 +41,9 @@ pub async fn refresh(
     Client(client): Client,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let issued = state.sessions.refresh(&body.refresh_token, &client).await?;
-    Ok(no_store(Json(token_body(issued)).into_response()))
+    let issued = state.sessions.refresh(&body.refresh_token, &client).await;
+    state.counters.refresh(&issued);
+    Ok(no_store(Json(token_body(issued?)).into_response()))
 }
 
 /// End a session: the one of the refresh token in the body, else the one of the bearer token.

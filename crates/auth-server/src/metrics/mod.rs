@@ -1,6 +1,12 @@
-//! Metrics in the Prometheus text format, written by hand: the outbox's counters (kept by the
-//! relays) and gauges (read from the outbox table when scraped). Small on purpose: another
-//! family is a [`Family`] more in [`render`].
+//! Metrics in the Prometheus text format, written by hand (a few families of atomics need no
+//! library): request latency histograms ([`requests`]), the service's counters and gauges
+//! ([`service`]), the outbox's counters (kept by the relays) and gauges (read from the outbox
+//! table when scraped). Another family is a [`Family`] more in [`render`].
+
+pub mod requests;
+pub mod service;
+
+pub use service::Counters;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,7 +82,7 @@ impl Family {
 }
 
 /// A label value as the text format wants it.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

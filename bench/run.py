@@ -93,10 +93,10 @@ class Server:
                 # of times a second: rate limits would measure the limiter's 429s, not the service.
                 **{f"AUTH_RATE_{limit}": "off" for limit in (
                     "LOGIN_IP", "LOGIN_ACCOUNT", "SIGNUP_IP", "REFRESH_IP", "RESET_ACCOUNT", "RESET_IP")},
-                # Request lines are logged at info; a benchmark measures the service, not the
-                # terminal, so only warnings (and the start-up line) are kept.
-                "RUST_LOG": "warn,auth_service=info",
+                # Logging as deployed: the default filter and access log (`errors`), JSON lines.
                 "LOG_FORMAT": "json",
+                # Stopped with SIGTERM between scenarios: no load balancer to tell, so no delay.
+                "AUTH_SHUTDOWN_DELAY_SECONDS": "0",
             }
         )
         env.update(extra_env)
@@ -120,7 +120,7 @@ class Server:
         if not self.url:
             raise RuntimeError("the service did not start")
         # Keep draining the log so the server never blocks on a full pipe; BENCH_SERVER_LOG
-        # names a file that keeps it (warnings and errors only, per RUST_LOG above).
+        # names a file that keeps it (the default log: start-up lines, warnings and errors).
         keep = os.environ.get("BENCH_SERVER_LOG")
         sink = open(keep, "a", encoding="utf-8") if keep else None
 

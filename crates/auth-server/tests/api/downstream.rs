@@ -8,30 +8,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::helpers::python_with;
 use crate::helpers::{PASSWORD, TestApp, spawn_app_with};
 
 const SECRET: &str = "a shared secret of at least thirty-two bytes";
 const LIBRARIES: [&str; 3] = ["python-jose", "pyjwt", "simplejwt"];
-
-/// The interpreter with the three libraries: `AUTH_TEST_PYTHON`, else `python3`. None (test
-/// skipped) only outside CI; under `CI=true` a missing library fails the test.
-fn python() -> Option<String> {
-    let python = std::env::var("AUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import jose, jwt, django, rest_framework_simplejwt"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "python-jose, PyJWT, Django and SimpleJWT are required under CI: set AUTH_TEST_PYTHON \
-         to a python with tests/requirements.txt installed"
-    );
-    eprintln!("skipping: {python} lacks python-jose, PyJWT or SimpleJWT (set AUTH_TEST_PYTHON)");
-    None
-}
 
 /// Each library's answer: the claims it decoded, or `{"refused": why}`.
 fn decode(python: &str, secret: &str, token: &str, audience: Option<&str>) -> Value {
@@ -103,7 +84,7 @@ fn resigned(token: &str, change: impl FnOnce(&mut Value)) -> String {
 
 #[tokio::test]
 async fn without_an_audience_the_old_services_decode_our_tokens_as_they_do_today() {
-    let Some(python) = python() else {
+    let Some(python) = python_with("jose, jwt, django, rest_framework_simplejwt") else {
         return;
     };
     let app = spawn_app_with(&[
@@ -160,7 +141,7 @@ async fn without_an_audience_the_old_services_decode_our_tokens_as_they_do_today
 
 #[tokio::test]
 async fn with_the_default_audience_the_old_services_pass_it_and_decode_our_tokens() {
-    let Some(python) = python() else {
+    let Some(python) = python_with("jose, jwt, django, rest_framework_simplejwt") else {
         return;
     };
     let app = spawn_app_with(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET_KEY", SECRET)]).await;

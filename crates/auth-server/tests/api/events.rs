@@ -10,29 +10,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::audit::{login_in, send, user_in};
+use crate::helpers::python_with;
 use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 pub(crate) fn schema_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/events"))
-}
-
-/// The interpreter with `jsonschema`: `AUTH_TEST_PYTHON`, else `python3`. None (test
-/// skipped) only outside CI; under `CI=true` a missing one fails the test.
-pub(crate) fn python_with_jsonschema() -> Option<String> {
-    let python = std::env::var("AUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import jsonschema"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "jsonschema is required under CI: set AUTH_TEST_PYTHON to a python with jsonschema"
-    );
-    eprintln!("skipping: {python} has no jsonschema (set AUTH_TEST_PYTHON)");
-    None
 }
 
 const VALIDATE: &str = r#"
@@ -226,7 +208,7 @@ async fn every_event_the_service_records_is_valid_against_its_schema() {
             "{expected} missing from {types:?}"
         );
     }
-    let Some(python) = python_with_jsonschema() else {
+    let Some(python) = python_with("jsonschema") else {
         return;
     };
     validate_documents(&python, &docs);

@@ -404,3 +404,25 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
     assert_eq!(problem.request_id.as_deref(), Some(request_id.as_str()));
     body
 }
+
+/// The Python interpreter for the tests' independent checks: `AUTH_TEST_PYTHON`, else
+/// `python3`, if it can `import {modules}` (e.g. `"jwt, cryptography"`). None (the test is
+/// skipped, saying why) only outside CI; under `CI=true` a missing module fails the test.
+pub fn python_with(modules: &str) -> Option<String> {
+    let python = std::env::var("AUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "`import {modules}` fails under CI: set AUTH_TEST_PYTHON to a python with \
+         crates/auth-server/tests/requirements.txt installed"
+    );
+    eprintln!("skipping: {python} cannot import {modules} (set AUTH_TEST_PYTHON)");
+    None
+}

@@ -3,6 +3,7 @@ use std::process::Command;
 use auth_server::startup::Application;
 use serde_json::Value;
 
+use crate::helpers::python_with;
 use crate::helpers::spawn_app;
 
 #[tokio::test]
@@ -42,28 +43,9 @@ async fn jwks_publishes_the_key_that_signs_tokens() {
     );
 }
 
-/// The interpreter with PyJWT: `AUTH_TEST_PYTHON`, else `python3`. None (test skipped) only
-/// outside CI; under `CI=true` a missing PyJWT fails the test.
-fn python_with_pyjwt() -> Option<String> {
-    let python = std::env::var("AUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import jwt, cryptography"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "PyJWT is required under CI: set AUTH_TEST_PYTHON to a python with PyJWT and cryptography"
-    );
-    eprintln!("skipping: {python} has no PyJWT (set AUTH_TEST_PYTHON)");
-    None
-}
-
 #[tokio::test]
 async fn an_independent_library_verifies_tokens_against_the_jwks_document() {
-    let Some(python) = python_with_pyjwt() else {
+    let Some(python) = python_with("jwt, cryptography") else {
         return;
     };
     let app = spawn_app().await;

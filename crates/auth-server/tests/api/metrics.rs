@@ -7,26 +7,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::helpers::python_with;
 use crate::helpers::{PASSWORD, TestApp, TestDb, build, spawn_app_with};
-
-/// The interpreter with `prometheus_client`: `AUTH_TEST_PYTHON`, else `python3`. None (test
-/// skipped) only outside CI.
-fn python_with_prometheus_client() -> Option<String> {
-    let python = std::env::var("AUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import prometheus_client.parser"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "prometheus_client is required under CI: set AUTH_TEST_PYTHON to a python with it"
-    );
-    eprintln!("skipping: {python} has no prometheus_client (set AUTH_TEST_PYTHON)");
-    None
-}
 
 /// Parses the text format and prints every sample as JSON: name, labels, value.
 const PARSE: &str = r#"
@@ -110,7 +92,7 @@ async fn scrape_app(python: &str, app: &TestApp) -> Scrape {
 
 #[tokio::test]
 async fn counters_move_by_what_the_requests_did_and_latency_has_route_templates() {
-    let Some(python) = python_with_prometheus_client() else {
+    let Some(python) = python_with("prometheus_client.parser") else {
         return;
     };
     let app = spawn_app_with(&[("AUTH_REFRESH_GRACE_SECONDS", "0")]).await;
@@ -188,7 +170,7 @@ async fn counters_move_by_what_the_requests_did_and_latency_has_route_templates(
 /// With `AUTH_METRICS_BIND`, `/metrics` is served there (plain HTTP) and not on the API's port.
 #[tokio::test]
 async fn metrics_can_have_a_listener_of_their_own() {
-    let Some(python) = python_with_prometheus_client() else {
+    let Some(python) = python_with("prometheus_client.parser") else {
         return;
     };
     let (_db, url) = TestDb::create().await;

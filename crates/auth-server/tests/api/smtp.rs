@@ -16,6 +16,7 @@
 //! (`tests/requirements.txt`); without it the test is skipped, except under `CI=true`, where
 //! it fails.
 
+use crate::helpers::python_with;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -136,26 +137,6 @@ impl ReceivedMail {
     }
 }
 
-/// The Python with aiosmtpd: `AUTH_TEST_PYTHON`, else `python3`. None (the test is skipped,
-/// saying why) only outside CI; under `CI=true` a missing aiosmtpd fails the test.
-pub fn python_with_aiosmtpd() -> Option<String> {
-    let python = std::env::var("AUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import aiosmtpd"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "aiosmtpd is required under CI: set AUTH_TEST_PYTHON to a python with tests/requirements.txt"
-    );
-    eprintln!("skipping: {python} has no aiosmtpd (set AUTH_TEST_PYTHON; tests/requirements.txt)");
-    None
-}
-
 /// A running sink; stopped and its folder removed when dropped.
 pub struct SmtpSink {
     pub port: u16,
@@ -169,7 +150,7 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts a sink; `None` when there is no Python with aiosmtpd (outside CI).
     pub fn start(options: SinkOptions) -> Option<Self> {
-        let python = python_with_aiosmtpd()?;
+        let python = python_with("aiosmtpd")?;
         let dir = std::env::temp_dir().join(format!("auth-smtp-sink-{}", uuid::Uuid::now_v7()));
         let mails = dir.join("mails");
         std::fs::create_dir_all(&mails).unwrap();
@@ -333,7 +314,7 @@ pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// Parses a message file as the sink parses what it receives (Python's `email`).
 pub fn parse_eml(path: &Path) -> Option<ReceivedMail> {
-    let python = python_with_aiosmtpd()?;
+    let python = python_with("aiosmtpd")?;
     let out = Command::new(python)
         .args([SCRIPT, "parse"])
         .arg(path)

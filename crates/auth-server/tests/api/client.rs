@@ -7,7 +7,6 @@ use auth_client::{Audience, CacheSettings, Verifier, VerifierSettings, VerifyErr
 use auth_core::domain::TenantId;
 use auth_core::now_unix;
 use auth_core::service::Registration;
-use auth_core::signing::{Rotated, RotationCause};
 use axum::body::Body;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +15,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tower::ServiceExt;
 
 use crate::helpers::{PASSWORD, TestApp, spawn_app_with};
+use crate::helpers::{kid_of, rotate_key_now};
 
 const SECRET: &str = "a shared secret of at least thirty-two bytes";
 
@@ -49,10 +49,6 @@ async fn user_with_roles(app: &TestApp, email: &str, roles: &[&str]) -> auth_cor
     app.state.accounts.register(reg).await.unwrap()
 }
 
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
-
 #[tokio::test]
 async fn service_tokens_verify_through_the_jwks_and_a_rotated_key_is_picked_up() {
     let app = spawn_app_with(&[("AUTH_KEY_PROPAGATION_SECONDS", "0")]).await;
@@ -74,15 +70,7 @@ async fn service_tokens_verify_through_the_jwks_and_a_rotated_key_is_picked_up()
         .unwrap();
     assert_eq!(jwks.keys[0].kid, kid_of(&old));
 
-    let rotated = app
-        .state
-        .keys()
-        .rotate(now_unix(), RotationCause::CommandLine)
-        .await
-        .unwrap();
-    let Rotated::Active(new_kid) = rotated else {
-        panic!("expected an active key, got {rotated:?}")
-    };
+    let new_kid = rotate_key_now(&app.state).await;
     let new = app.login_pair("c@example.com").await.access;
     assert_eq!(kid_of(&new), new_kid);
     assert_eq!(verifier.verify(&new).await.unwrap().sub, signed_up.id);

@@ -426,3 +426,25 @@ pub fn python_with(modules: &str) -> Option<String> {
     eprintln!("skipping: {python} cannot import {modules} (set AUTH_TEST_PYTHON)");
     None
 }
+
+/// The `kid` header of a signed token.
+pub fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// Rotates the signing key of the instance with `state` as the CLI does; it must sign with the
+/// new key at once (`AUTH_KEY_PROPAGATION_SECONDS=0`). Returns the new key's id.
+pub async fn rotate_key_now(state: &AppState) -> String {
+    let rotated = state
+        .keys()
+        .rotate(
+            auth_core::now_unix(),
+            auth_core::signing::RotationCause::CommandLine,
+        )
+        .await
+        .unwrap();
+    let auth_core::signing::Rotated::Active(kid) = rotated else {
+        panic!("expected an active key, got {rotated:?}")
+    };
+    kid
+}

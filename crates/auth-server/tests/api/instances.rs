@@ -6,12 +6,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use auth_core::now_unix;
-use auth_core::signing::{Rotated, RotationCause};
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, claims_of};
 use crate::helpers::{PASSWORD, Pair, eventually};
+use crate::helpers::{kid_of, rotate_key_now};
 
 #[tokio::test]
 async fn instances_without_an_issuer_setting_agree_and_honour_each_others_tokens() {
@@ -88,18 +87,9 @@ async fn a_key_rotated_at_one_instance_signs_and_verifies_at_the_other() {
     let a = cluster.start("127.0.0.1", &[]).await;
     let b = cluster.start("127.0.0.1", &[]).await;
     let old = cluster.signup_and_login(&a, "rot@example.com").await.access;
-    let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     let old_kid = kid_of(&old);
 
-    let rotated = a
-        .state
-        .keys()
-        .rotate(now_unix(), RotationCause::CommandLine)
-        .await
-        .unwrap();
-    let Rotated::Active(new_kid) = rotated else {
-        panic!("expected an active key, got {rotated:?}")
-    };
+    let new_kid = rotate_key_now(&a.state).await;
     assert_ne!(new_kid, old_kid);
     let login = json!({"email": "rot@example.com", "password": PASSWORD});
     let from_a = Pair::from(

@@ -6,6 +6,7 @@ use auth_core::signing::{Rotated, RotationCause};
 use serde_json::Value;
 
 use crate::helpers::{eventually, spawn_app, spawn_app_with};
+use crate::helpers::{kid_of, rotate_key_now};
 
 /// The published key ids, sorted.
 async fn kids(app: &crate::helpers::TestApp) -> Vec<String> {
@@ -30,25 +31,13 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
-
 #[tokio::test]
 async fn an_immediate_rotation_signs_with_the_new_key_and_keeps_old_tokens_valid() {
     let app = spawn_app_with(&[("AUTH_KEY_PROPAGATION_SECONDS", "0")]).await;
     let old_token = app.token_for("rot@example.com").await;
     let old_kid = kid_of(&old_token);
 
-    let rotated = app
-        .state
-        .keys()
-        .rotate(now_unix(), RotationCause::CommandLine)
-        .await
-        .unwrap();
-    let Rotated::Active(new_kid) = rotated else {
-        panic!("expected an active key, got {rotated:?}")
-    };
+    let new_kid = rotate_key_now(&app.state).await;
     assert_ne!(new_kid, old_kid);
     assert_eq!(
         kids(&app).await,
@@ -186,15 +175,7 @@ async fn other_instances_pick_up_a_rotation_on_their_own() {
             ("AUTH_KEY_PROPAGATION_SECONDS", "0"),
         ])
         .await;
-    let Rotated::Active(new_kid) = app
-        .state
-        .keys()
-        .rotate(now_unix(), RotationCause::CommandLine)
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let new_kid = rotate_key_now(&app.state).await;
     let seen = eventually(5, || async {
         let jwks: Value = app
             .client

@@ -83,7 +83,7 @@ def run(cmd: list[str], env: dict | None = None, cwd: Path | None = None, timeou
 class Server:
     """The release binary, started with its own database; its address is read from its log."""
 
-    def __init__(self, database_url: str, extra_env: dict[str, str]):
+    def __init__(self, database_url: str, extra_env: dict[str, str], log_path: Path):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "JWT_", "DATABASE_", "REDIS_"))}
         env.update(
             {
@@ -100,37 +100,32 @@ class Server:
             }
         )
         env.update(extra_env)
+        # The log goes to a file, as under a log driver: a reader of a pipe in this harness
+        # would be woken by every line and take CPU from the service it measures.
+        self.log_path = log_path
+        self.log = open(log_path, "a", encoding="utf-8")
+        start = self.log.tell()
         self.proc = subprocess.Popen(
             [str(ROOT / "target/release/auth-service")],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=self.log,
         )
         self.url = None
         deadline = time.time() + 60
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            m = re.search(r"listening on (http://[0-9.:]+)", line)
-            if m:
-                self.url = m.group(1)
-                break
-            if time.time() > deadline:
-                break
+        with open(log_path, encoding="utf-8") as f:
+            f.seek(start)
+            while time.time() < deadline and self.proc.poll() is None:
+                line = f.readline()
+                if not line:
+                    time.sleep(0.02)
+                    continue
+                m = re.search(r"listening on (http://[0-9.:]+)", line)
+                if m:
+                    self.url = m.group(1)
+                    break
         if not self.url:
-            raise RuntimeError("the service did not start")
-        # Keep draining the log so the server never blocks on a full pipe; BENCH_SERVER_LOG
-        # names a file that keeps it (the default log: start-up lines, warnings and errors).
-        keep = os.environ.get("BENCH_SERVER_LOG")
-        sink = open(keep, "a", encoding="utf-8") if keep else None
-
-        def drain() -> None:
-            for line in self.proc.stderr:
-                if sink:
-                    sink.write(line)
-                    sink.flush()
-
-        threading.Thread(target=drain, daemon=True).start()
+            raise RuntimeError(f"the service did not start (its log: {log_path})")
 
     def rss_kb(self) -> int:
         return _status_kb(self.proc.pid, "VmRSS")
@@ -145,6 +140,8 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             return None
+        finally:
+            self.log.close()
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -464,7 +461,8 @@ def measure(args) -> dict:
         only = {n for n in args.only.split(",") if n}
         results["baselines"]["jwt_verify"] = baseline(["jwt"], seconds)
 
-        server = Server(url, dict(kv.split("=", 1) for kv in args.env))
+        log_path = Path(os.environ.get("BENCH_SERVER_LOG") or work / "server.log")
+        server = Server(url, dict(kv.split("=", 1) for kv in args.env), log_path)
         try:
             time.sleep(1)
             results["idle_rss_mb"] = server.rss_kb() / 1024

@@ -98,6 +98,24 @@ fn sample_user() -> User {
     }
 }
 
+/// A token service with a fresh key, and an access token it minted for [`sample_user`]: what
+/// the service signs for a user of the benchmark (role `user`, no permission).
+fn sample_access_token() -> (Arc<TokenService>, String) {
+    let vault = KeyVault::new(None);
+    let key = vault.generate(KeyState::Active, 0);
+    let settings = TokenSettings {
+        issuer: "http://127.0.0.1".into(),
+        audience: Some("api".into()),
+        access_ttl: Duration::from_secs(900),
+    };
+    let tokens = Arc::new(TokenService::with_keys(settings, &[key], vault).expect("keys"));
+    let token = tokens
+        .mint(&sample_user(), Some(SessionId::generate()), now_unix())
+        .expect("mint")
+        .token;
+    (tokens, token)
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -135,18 +153,7 @@ async fn main() {
                    "memory_kib": memory_kib, "iterations": iterations, "parallelism": parallelism})
         }
         What::Jwt => {
-            let vault = KeyVault::new(None);
-            let key = vault.generate(KeyState::Active, 0);
-            let settings = TokenSettings {
-                issuer: "http://127.0.0.1".into(),
-                audience: Some("api".into()),
-                access_ttl: Duration::from_secs(900),
-            };
-            let tokens = Arc::new(TokenService::with_keys(settings, &[key], vault).expect("keys"));
-            let token = tokens
-                .mint(&sample_user(), Some(SessionId::generate()), now_unix())
-                .expect("mint")
-                .token;
+            let (tokens, token) = sample_access_token();
             let rate = on_threads(workers, cli.seconds, move || {
                 tokens
                     .verify_signature(&token, now_unix())
@@ -168,6 +175,9 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
     let store = Store::connect(url, &StoreOptions::default())
         .await
         .expect("database");
+    // The successor sealed in each rotation carries an access token of the size the service
+    // mints (it grows with the claims), not a guess.
+    let access_token: Arc<str> = sample_access_token().1.into();
     store.migrate().await.expect("migrations");
     let user_id = UserId::generate();
     create_user(&store, user_id).await;
@@ -176,6 +186,7 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let store = store.clone();
+        let access_token = access_token.clone();
         tasks.push(tokio::spawn(async move {
             let session = Session {
                 id: SessionId::generate(),
@@ -208,14 +219,13 @@ async fn rotation_rate(url: &str, workers: usize, seconds: f64) -> f64 {
                 let now = now_unix();
                 // The same rotation as a refresh of the service: the read of the token,
                 // session, user and roles, then the write that claims the token and adds
-                // the rest, with a sealed successor of the size the service writes (an
-                // access token is about 600 bytes); only the signing of that access token
-                // is left out.
+                // the rest, with a sealed successor of the size the service writes; only the
+                // signing of the access token is left out.
                 let outcome = store
                     .rotate_refresh_token(&token.hash(), |record, records| {
                         let sealed = token.seal_successor(&Successor {
                             refresh_token: next.as_str().to_owned(),
-                            access_token: "a".repeat(600),
+                            access_token: access_token.to_string(),
                             access_expires_at: now + 900,
                         });
                         let rotation = Rotation {

@@ -4,8 +4,6 @@
 //! normalisation so that one text typed two ways is one password.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
-use std::sync::OnceLock;
 
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
@@ -13,7 +11,8 @@ use crate::CoreError;
 use crate::domain::{Email, Password, Username};
 
 /// Django 5.2's list of 19,640 common passwords (lower-case), shipped in the binary; see
-/// `common-passwords.LICENSE` next to it.
+/// `common-passwords.LICENSE` next to it. One per line, sorted by bytes (`LC_ALL=C sort`), so
+/// that it is searched where it lies, without building a set on the heap.
 const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
 
 /// A name of the account (the email's local part, the username) is looked for inside a
@@ -35,14 +34,35 @@ pub fn normalize(password: &str) -> Cow<'_, str> {
     }
 }
 
-fn common_passwords() -> &'static HashSet<&'static str> {
-    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    SET.get_or_init(|| COMMON_PASSWORDS.lines().filter(|l| !l.is_empty()).collect())
+/// Whether `needle` is a whole line of `sorted` (lines sorted by bytes, each ending in `\n`):
+/// a binary search over the text itself, each probe widened to the line it falls in.
+fn has_line(sorted: &str, needle: &str) -> bool {
+    let (text, needle) = (sorted.as_bytes(), needle.as_bytes());
+    // `lo` is always the start of a line; the line searched for starts in `lo..hi`.
+    let (mut lo, mut hi) = (0, text.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let start = text[lo..mid]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(lo, |i| lo + i + 1);
+        let end = text[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |i| start + i);
+        match text[start..end].cmp(needle) {
+            std::cmp::Ordering::Equal => return true,
+            std::cmp::Ordering::Less => lo = end + 1,
+            std::cmp::Ordering::Greater => hi = start,
+        }
+    }
+    false
 }
 
 /// Whether a password is on the common-password list (compared in lower case).
 pub fn is_common(password: &str) -> bool {
-    common_passwords().contains(normalize(password).to_lowercase().as_str())
+    let lower = normalize(password).to_lowercase();
+    !lower.is_empty() && !lower.contains('\n') && has_line(COMMON_PASSWORDS, &lower)
 }
 
 /// Rules a new password must meet.
@@ -109,7 +129,7 @@ impl PasswordPolicy {
             return weak(format!("must be at least {} characters", self.min_chars));
         }
         let lowered = text.to_lowercase();
-        if common_passwords().contains(lowered.as_str()) {
+        if !lowered.contains('\n') && has_line(COMMON_PASSWORDS, &lowered) {
             return weak("is too common: it is on a list of common passwords".into());
         }
         let email_text = email.to_lowercase();
@@ -152,12 +172,51 @@ mod tests {
             })
     }
 
+    fn common_passwords() -> Vec<&'static str> {
+        COMMON_PASSWORDS.lines().collect()
+    }
+
     #[test]
     fn the_list_has_django_s_entries_and_matches_without_regard_to_case() {
         assert_eq!(common_passwords().len(), 19_640);
         assert!(is_common("Password"));
         assert!(is_common("QwErTy"));
         assert!(!is_common("correct horse battery staple"));
+    }
+
+    #[test]
+    fn the_list_is_sorted_by_bytes_and_every_entry_is_found() {
+        let list = common_passwords();
+        assert!(COMMON_PASSWORDS.ends_with('\n'));
+        assert!(
+            list.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates"
+        );
+        assert!(list.iter().all(|p| !p.is_empty() && *p == p.to_lowercase()));
+        for p in &list {
+            assert!(has_line(COMMON_PASSWORDS, p), "{p} not found");
+        }
+        // Not on it: before the first entry, after the last, between two, a prefix of one, an
+        // entry with more after it, and text spanning two lines.
+        let (first, last) = (list[0], list[list.len() - 1]);
+        for absent in [
+            "",
+            "\u{0}",
+            "\u{10FFFF}",
+            "passwor",
+            "password\n",
+            "zzzzzzzzzzzzzzzzzz",
+        ] {
+            assert!(!list.contains(&absent), "{absent:?} is on the list");
+            assert!(!has_line(COMMON_PASSWORDS, absent), "{absent:?} found");
+        }
+        assert!(!has_line(
+            COMMON_PASSWORDS,
+            &format!("{first}\n{}", list[1])
+        ));
+        assert!(!has_line(COMMON_PASSWORDS, &format!("{last}0")));
+        assert!(!is_common(""));
+        assert!(!is_common("password\nqwerty"));
     }
 
     #[test]

@@ -23,6 +23,17 @@ pub struct ApiError {
     challenge: &'static str,
     /// More headers of the answer (the rate-limit fields of a 429).
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// Why, for the log only (a refused token's precise reason), never for the caller.
+    reason: Option<String>,
+}
+
+/// What the access log says of a refused or failed request besides its status: the problem's
+/// `code` and, where there is one, the reason kept from the caller. A response extension set
+/// by [`ApiError`], read by the request middleware, so that a refusal is one log line.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub reason: Option<String>,
 }
 
 impl ApiError {
@@ -33,6 +44,7 @@ impl ApiError {
             retry_after: None,
             challenge: "Bearer error=\"invalid_token\"",
             headers: Vec::new(),
+            reason: None,
         }
     }
 
@@ -118,8 +130,8 @@ impl ApiError {
 }
 
 fn token_error(rejection: TokenRejection) -> ApiError {
-    tracing::info!(reason = %rejection, "bearer token refused");
-    match rejection {
+    let reason = Some(rejection.to_string());
+    let mut error = match rejection {
         TokenRejection::Expired => ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::TokenExpired,
@@ -151,7 +163,9 @@ fn token_error(rejection: TokenRejection) -> ApiError {
             ErrorCode::TokenInvalid,
             "Invalid token",
         ),
-    }
+    };
+    error.reason = reason;
+    error
 }
 
 impl From<CoreError> for ApiError {
@@ -298,6 +312,10 @@ impl IntoResponse for ApiError {
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
+        response.extensions_mut().insert(Refusal {
+            code: problem.code,
+            reason: self.reason,
+        });
         response
     }
 }

@@ -15,6 +15,7 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 use tracing::Instrument;
 
 use crate::config::AccessLog;
+use crate::http::error::Refusal;
 use crate::metrics::requests::RequestMetrics;
 use crate::state::AppState;
 
@@ -149,13 +150,17 @@ pub async fn middleware(
     if observing.access_log != AccessLog::Off {
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         let all = observing.access_log == AccessLog::All;
+        // A refusal's problem code and reason (a refused token's) are in its one line.
+        let refusal = response.extensions().get::<Refusal>();
+        let code = refusal.map(|r| r.code.as_str());
+        let reason = refusal.and_then(|r| r.reason.as_deref());
         span.in_scope(|| match status {
             _ if quiet => tracing::debug!(status, elapsed_ms, "request done"),
             // 503 is load shedding or an unreachable database: an operating condition, reported
             // where it arises, not a failure of this request.
-            503 => tracing::warn!(status, elapsed_ms, "request not served"),
-            500.. => tracing::error!(status, elapsed_ms, "request failed"),
-            400..=499 => tracing::warn!(status, elapsed_ms, "request refused"),
+            503 => tracing::warn!(status, elapsed_ms, code, "request not served"),
+            500.. => tracing::error!(status, elapsed_ms, code, "request failed"),
+            400..=499 => tracing::warn!(status, elapsed_ms, code, reason, "request refused"),
             _ if all => tracing::info!(status, elapsed_ms, "request done"),
             _ => tracing::debug!(status, elapsed_ms, "request done"),
         });

@@ -66,3 +66,47 @@ async fn all_logs_successes_but_never_the_probes_and_off_logs_nothing() {
     let lines = request_lines(Some("off")).await;
     assert!(lines.is_empty(), "{lines:#?}");
 }
+
+#[tokio::test]
+async fn a_refused_token_is_one_line_with_its_code_and_reason_and_an_inactive_one_none() {
+    let (_db, url) = TestDb::create().await;
+    let (server, addr, log): (_, _, Arc<Mutex<Vec<String>>>) = serve_logged(command(&url));
+    let client = reqwest::Client::new();
+    let request_id =
+        |r: &reqwest::Response| r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let mut refused = Vec::new();
+    for path in ["/auth/me", "/auth/verify"] {
+        let r = client
+            .get(format!("{addr}{path}"))
+            .bearer_auth("not.a.token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        refused.push(request_id(&r));
+    }
+    let r = client
+        .post(format!("{addr}/auth/validate"))
+        .json(&serde_json::json!({"token": "not.a.token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let inactive = request_id(&r);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["active"],
+        false
+    );
+    assert_eq!(stop(server).code(), Some(0));
+    let log = log.lock().unwrap();
+    let lines_of =
+        |id: &str| -> Vec<String> { log.iter().filter(|l| l.contains(id)).cloned().collect() };
+    for id in &refused {
+        let lines = lines_of(id);
+        assert_eq!(lines.len(), 1, "one line per refusal: {lines:#?}");
+        assert!(lines[0].contains("request refused"), "{lines:#?}");
+        assert!(lines[0].contains("token_invalid"), "the code: {lines:#?}");
+        assert!(lines[0].contains("reason="), "the reason: {lines:#?}");
+    }
+    assert!(lines_of(&inactive).is_empty(), "{:#?}", lines_of(&inactive));
+}

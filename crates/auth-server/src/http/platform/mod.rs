@@ -74,7 +74,9 @@ pub async fn validate(
     let response = match token.map(|t| state.checks.check(t)) {
         Some(Ok(verified)) => active(&verified),
         Some(Err(e)) => {
-            tracing::info!(reason = %e, "token inactive");
+            // An inactive token is an answer (`200`, `active: false`), not a refusal: logged
+            // at DEBUG only, so that a flood of bad tokens does not fill the log.
+            tracing::debug!(reason = %e, "token inactive");
             Json(Introspection::default()).into_response()
         }
         None => Json(Introspection::default()).into_response(),

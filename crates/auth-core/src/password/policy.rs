@@ -35,7 +35,8 @@ pub fn normalize(password: &str) -> Cow<'_, str> {
 }
 
 /// Whether `needle` is a whole line of `sorted` (lines sorted by bytes, each ending in `\n`):
-/// a binary search over the text itself, each probe widened to the line it falls in.
+/// a binary search over the text itself, each probe widened to the line it falls in. A needle
+/// holding a `\n` never equals a line, so it is never found.
 fn has_line(sorted: &str, needle: &str) -> bool {
     let (text, needle) = (sorted.as_bytes(), needle.as_bytes());
     // `lo` is always the start of a line; the line searched for starts in `lo..hi`.
@@ -61,8 +62,7 @@ fn has_line(sorted: &str, needle: &str) -> bool {
 
 /// Whether a password is on the common-password list (compared in lower case).
 pub fn is_common(password: &str) -> bool {
-    let lower = normalize(password).to_lowercase();
-    !lower.is_empty() && !lower.contains('\n') && has_line(COMMON_PASSWORDS, &lower)
+    has_line(COMMON_PASSWORDS, &normalize(password).to_lowercase())
 }
 
 /// Rules a new password must meet.
@@ -129,7 +129,7 @@ impl PasswordPolicy {
             return weak(format!("must be at least {} characters", self.min_chars));
         }
         let lowered = text.to_lowercase();
-        if !lowered.contains('\n') && has_line(COMMON_PASSWORDS, &lowered) {
+        if has_line(COMMON_PASSWORDS, &lowered) {
             return weak("is too common: it is on a list of common passwords".into());
         }
         let email_text = email.to_lowercase();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use auth_core::domain::{Password, RoleName, SessionId, TenantId, User, UserId};
 use auth_core::keys::{KeyState, KeyVault};
 use auth_core::password::{Argon2Settings, HashingLimits, PasswordHasher};
-use auth_core::session::{RefreshToken, Successor};
+use auth_core::session::{RefreshToken, SealedAccess, Successor};
 use auth_core::token::{TokenService, TokenSettings};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -50,7 +50,7 @@ fn sealing(c: &mut Criterion) {
     let parent = RefreshToken::generate();
     let successor = Successor {
         refresh_token: RefreshToken::generate().as_str().to_owned(),
-        access_token: "x".repeat(600),
+        access: SealedAccess::Unsigned("x".repeat(600)),
         access_expires_at: 0,
     };
     let sealed = parent.seal_successor(&successor);

@@ -123,6 +123,9 @@ pub enum MintError {
     NoSigningKey,
     #[error("encoding the token")]
     Encoding(#[source] BoxError),
+    /// What was to be signed is not a header and claims ([`crate::token::TokenService::sign`]).
+    #[error("not a signing input")]
+    NotSigningInput,
 }
 
 /// Why a password could not be hashed or verified.

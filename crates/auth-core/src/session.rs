@@ -166,8 +166,32 @@ impl RefreshToken {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Successor {
     pub refresh_token: String,
-    pub access_token: String,
+    #[serde(flatten)]
+    pub access: SealedAccess,
     pub access_expires_at: i64,
+}
+
+/// The access token of a sealed pair.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SealedAccess {
+    /// Its signing input ([`crate::token::TokenService::prepare`]): a refresh seals the pair
+    /// before its write and signs after it, off the database connection; a replay signs the
+    /// input again, which gives the same token (signatures are deterministic).
+    #[serde(rename = "access_input")]
+    Unsigned(String),
+    /// The whole token, as pairs were sealed until signing moved after the write: a row an
+    /// earlier version rotated is still answered within its grace window.
+    #[serde(rename = "access_token")]
+    Signed(String),
+}
+
+impl std::fmt::Debug for SealedAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unsigned(_) => "Unsigned([redacted])",
+            Self::Signed(_) => "Signed([redacted])",
+        })
+    }
 }
 
 impl std::fmt::Debug for Successor {
@@ -207,13 +231,37 @@ mod tests {
         let parent = RefreshToken::generate();
         let successor = Successor {
             refresh_token: "next".into(),
-            access_token: "jwt".into(),
+            access: SealedAccess::Unsigned("header.claims".into()),
             access_expires_at: 5,
         };
         let sealed = parent.seal_successor(&successor);
-        assert!(!sealed.contains("next") && !sealed.contains("jwt"));
+        assert!(!sealed.contains("next") && !sealed.contains("claims"));
         assert_eq!(parent.open_successor(&sealed), Some(successor));
         assert_eq!(RefreshToken::generate().open_successor(&sealed), None);
+    }
+
+    #[test]
+    fn pairs_sealed_with_the_whole_access_token_still_open() {
+        // The form sealed before signing moved after the rotation's write.
+        let parent = RefreshToken::generate();
+        let earlier = br#"{"refresh_token":"next","access_token":"h.c.s","access_expires_at":5}"#;
+        let sealed = b64url(&parent.sealer().seal(earlier, parent.hash().as_bytes()));
+        let opened = parent.open_successor(&sealed).expect("opens");
+        assert_eq!(opened.refresh_token, "next");
+        assert_eq!(opened.access, SealedAccess::Signed("h.c.s".into()));
+        assert_eq!(opened.access_expires_at, 5);
+        let now = parent.seal_successor(&Successor {
+            access: SealedAccess::Unsigned("h.c".into()),
+            ..opened
+        });
+        let json = parent
+            .sealer()
+            .open(&b64url_decode(&now).unwrap(), parent.hash().as_bytes());
+        let json: serde_json::Value = serde_json::from_slice(&json.unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"refresh_token": "next", "access_input": "h.c", "access_expires_at": 5})
+        );
     }
 
     #[test]

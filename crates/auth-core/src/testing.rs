@@ -206,16 +206,30 @@ impl MemoryRepo {
         self.state().user(id).map(|u| u.password_hash.clone())
     }
 
-    /// Replaces a user's stored hash directly, as an import of an older service's hash would.
     pub fn set_disabled(&self, id: UserId) {
         if let Some(u) = self.state().user_mut(&id) {
             u.user.disabled = true;
         }
     }
 
+    /// Replaces a user's stored hash directly, as an import of an older service's hash would.
     pub fn put_password_hash(&self, id: UserId, hash: &str) {
         if let Some(u) = self.state().user_mut(&id) {
             u.password_hash = hash.to_owned();
+        }
+    }
+
+    /// The successor sealed in a rotated refresh token's row (found by the token's hash).
+    pub fn successor_sealed(&self, hash: &str) -> Option<String> {
+        let state = self.state();
+        let token = state.tokens.iter().find(|t| t.hash == hash)?;
+        token.successor_sealed.clone()
+    }
+
+    /// Replaces it, as an earlier version's rotation would have sealed it.
+    pub fn put_successor_sealed(&self, hash: &str, sealed: String) {
+        if let Some(token) = self.state().tokens.iter_mut().find(|t| t.hash == hash) {
+            token.successor_sealed = Some(sealed);
         }
     }
 

@@ -72,14 +72,25 @@ pub struct AccessToken {
     pub expires_at: i64,
 }
 
-/// How the active key signs.
-enum Signer {
-    /// Ed25519 with the key expanded once (not per token) and the header, with its `kid`,
-    /// encoded once.
-    Ed25519 {
-        key: Box<SigningKey>,
-        header_b64: String,
-    },
+/// An access token whose header and claims are encoded but not yet signed
+/// ([`TokenService::prepare`]): the token without its signature.
+#[derive(Debug, Clone)]
+pub struct UnsignedToken {
+    /// The JWS signing input: `header.claims`, each base64url-encoded.
+    pub input: String,
+    pub expires_in: u64,
+    pub expires_at: i64,
+}
+
+/// How the active key signs: the key, and the header (with its `kid`) encoded once.
+struct Signer {
+    header_b64: String,
+    key: SignerKey,
+}
+
+enum SignerKey {
+    /// Ed25519 with the key expanded once, not per token.
+    Ed25519(Box<SigningKey>),
     /// HS256 with the shared secret.
     Shared(EncodingKey),
 }
@@ -111,8 +122,12 @@ impl TokenService {
     /// HS256 mode: one shared secret signs and verifies; the JWKS document is empty.
     pub fn with_shared_secret(settings: TokenSettings, secret: &SecretString) -> Self {
         let bytes = secret.expose_secret().as_bytes();
+        let header = access_header(JwtAlgorithm::HS256, None);
         let ring = KeyRing {
-            signing: Some(Signer::Shared(EncodingKey::from_secret(bytes))),
+            signing: Some(Signer {
+                header_b64: b64url(&serde_json::to_vec(&header).expect("a JWT header serializes")),
+                key: SignerKey::Shared(EncodingKey::from_secret(bytes)),
+            }),
             verifying: HashMap::new(),
             shared: Some(DecodingKey::from_secret(bytes)),
             jwks: Arc::new(JwkSet::default()),
@@ -201,6 +216,23 @@ impl TokenService {
         sid: Option<SessionId>,
         now: i64,
     ) -> Result<AccessToken, MintError> {
+        let unsigned = self.prepare(user, sid, now)?;
+        Ok(AccessToken {
+            token: self.sign(unsigned.input)?,
+            expires_in: unsigned.expires_in,
+            expires_at: unsigned.expires_at,
+        })
+    }
+
+    /// The header and claims of an access token for `user`, optionally bound to session `sid`,
+    /// encoded for [`TokenService::sign`]: a token made in two steps, so that a refresh can
+    /// seal it before its database write and sign it after, off the connection.
+    pub fn prepare(
+        &self,
+        user: &User,
+        sid: Option<SessionId>,
+        now: i64,
+    ) -> Result<UnsignedToken, MintError> {
         let ring = self.current();
         let Some(signer) = ring.signing.as_ref() else {
             return Err(MintError::NoSigningKey);
@@ -230,31 +262,53 @@ impl TokenService {
             sid: sid.map(|s| s.to_string()),
             token_type: Some(SIMPLEJWT_ACCESS.into()),
         };
-        let token = match signer {
-            Signer::Ed25519 { key, header_b64 } => {
-                let payload =
-                    serde_json::to_vec(&claims).map_err(|e| MintError::Encoding(e.into()))?;
-                let mut token =
-                    String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 90);
-                token.push_str(header_b64);
-                token.push('.');
-                URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-                let signature = key.sign(token.as_bytes());
-                token.push('.');
-                URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
-                token
-            }
-            Signer::Shared(key) => {
-                let header = access_header(self.algorithm, None);
-                jsonwebtoken::encode(&header, &claims, key)
-                    .map_err(|e| MintError::Encoding(e.into()))?
-            }
-        };
-        Ok(AccessToken {
-            token,
+        let payload = serde_json::to_vec(&claims).map_err(|e| MintError::Encoding(e.into()))?;
+        // Room for the signature too, which `sign` appends in place.
+        let mut input = String::with_capacity(signer.header_b64.len() + payload.len() * 4 / 3 + 90);
+        input.push_str(&signer.header_b64);
+        input.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut input);
+        Ok(UnsignedToken {
+            input,
             expires_in: ttl,
             expires_at: claims.exp,
         })
+    }
+
+    /// Signs a signing input made by [`TokenService::prepare`] with the active key. Both
+    /// algorithms' signatures are deterministic (RFC 8032, HMAC): the same input signed by the
+    /// same key is the same token, byte for byte. If the active key changed since the input
+    /// was made, its header is replaced by the active key's first.
+    pub fn sign(&self, input: String) -> Result<String, MintError> {
+        let ring = self.current();
+        let Some(signer) = ring.signing.as_ref() else {
+            return Err(MintError::NoSigningKey);
+        };
+        let Some((header, claims)) = input.split_once('.') else {
+            return Err(MintError::NotSigningInput);
+        };
+        if claims.contains('.') {
+            return Err(MintError::NotSigningInput);
+        }
+        let mut token = if header == signer.header_b64 {
+            input
+        } else {
+            [signer.header_b64.as_str(), claims].join(".")
+        };
+        match &signer.key {
+            SignerKey::Ed25519(key) => {
+                let signature = key.sign(token.as_bytes());
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+            }
+            SignerKey::Shared(key) => {
+                let signature = jsonwebtoken::crypto::sign(token.as_bytes(), key, Algorithm::HS256)
+                    .map_err(|e| MintError::Encoding(e.into()))?;
+                token.push('.');
+                token.push_str(&signature);
+            }
+        }
+        Ok(token)
     }
 
     /// Verifies an access token: its signature, header and claims, or, for a token verified
@@ -355,9 +409,9 @@ fn build_ring(keys: &[StoredKey], vault: KeyVault<'_>) -> Result<KeyRing, KeyVau
             let header = access_header(JwtAlgorithm::EdDSA, Some(key.kid.clone()));
             let header_json = serde_json::to_vec(&header)
                 .map_err(|e| KeyVaultError::Corrupt(format!("{}: header: {e}", key.kid)))?;
-            signing = Some(Signer::Ed25519 {
-                key: Box::new(SigningKey::from_bytes(&seed)),
+            signing = Some(Signer {
                 header_b64: b64url(&header_json),
+                key: SignerKey::Ed25519(Box::new(SigningKey::from_bytes(&seed))),
             });
         }
         verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&key.public_key));

@@ -218,3 +218,50 @@ fn the_algorithm_is_pinned() {
     assert_eq!(ed.check(&hs_token, now), Err(TokenRejection::Algorithm));
     assert!(hs.jwks().keys.is_empty());
 }
+
+#[test]
+fn a_prepared_token_signed_again_is_the_same_token() {
+    let (svc, _) = eddsa();
+    let secret = SecretString::from("a shared secret of at least 32 bytes!");
+    let hs = TokenService::with_shared_secret(settings(), &secret);
+    let now = crate::now_unix();
+    for svc in [&svc, &hs] {
+        let unsigned = svc
+            .prepare(&user(), Some(SessionId::generate()), now)
+            .unwrap();
+        assert_eq!(unsigned.input.matches('.').count(), 1, "header and claims");
+        let first = svc.sign(unsigned.input.clone()).unwrap();
+        let again = svc.sign(unsigned.input.clone()).unwrap();
+        assert_eq!(first, again, "signatures are deterministic");
+        assert!(first.starts_with(&format!("{}.", unsigned.input)));
+        let claims = svc.verify_signature(&first, now).unwrap();
+        assert_eq!(claims.exp, unsigned.expires_at);
+        let refused = |input: String| matches!(svc.sign(input), Err(MintError::NotSigningInput));
+        assert!(refused("no-dot".into()));
+        assert!(refused(first), "signed already");
+    }
+    // What `mint` makes is what `prepare` and `sign` make.
+    let minted = hs.mint(&user(), None, now).unwrap().token;
+    let (input, _) = minted.rsplit_once('.').unwrap();
+    assert_eq!(hs.sign(input.to_owned()).unwrap(), minted);
+}
+
+#[test]
+fn an_input_signed_after_the_key_changed_gets_the_active_keys_header() {
+    let vault = KeyVault::new(None);
+    let key = vault.generate(KeyState::Active, 0);
+    let svc = TokenService::with_keys(settings(), std::slice::from_ref(&key), vault).unwrap();
+    let now = crate::now_unix();
+    let unsigned = svc.prepare(&user(), None, now).unwrap();
+    let mut retired = key.clone();
+    retired.state = KeyState::Retired;
+    let next = vault.generate(KeyState::Active, 1);
+    svc.install_keys(&[retired, next.clone()], vault).unwrap();
+    let token = svc.sign(unsigned.input.clone()).unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(next.kid.as_str()));
+    let claims = svc.verify_signature(&token, now).unwrap();
+    let (_, prepared_claims) = unsigned.input.split_once('.').unwrap();
+    assert_eq!(token.split('.').nth(1), Some(prepared_claims));
+    assert_eq!(claims.exp, unsigned.expires_at);
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::domain::User;
 use crate::service::{Credentials, Registration};
+use crate::session::SealedAccess;
 use crate::testing::{MemoryRepo, cheap_hasher, hs256_tokens};
 
 fn service(repo: &MemoryRepo, max_in_flight: usize, queue: Duration) -> SessionService<MemoryRepo> {
@@ -237,4 +238,40 @@ async fn a_login_replaces_a_legacy_hash_with_its_session_or_not_at_all() {
     );
     svc.login(credentials("ann@example.com")).await.unwrap();
     assert_eq!(repo.password_hash(user.id).unwrap(), upgraded, "once");
+}
+
+#[tokio::test]
+async fn a_replay_within_the_grace_window_answers_the_first_answer_sealed_either_way() {
+    let repo = MemoryRepo::default();
+    signed_up(&repo, "gil@example.com").await;
+    let svc = service(&repo, 1, Duration::from_secs(5));
+    let client = ClientInfo::default();
+    let first = svc.login(credentials("gil@example.com")).await.unwrap();
+    let second = svc.refresh(first.refresh.as_str(), &client).await.unwrap();
+    // Sealed unsigned and signed again on replay: the same token, byte for byte.
+    let replayed = svc.refresh(first.refresh.as_str(), &client).await.unwrap();
+    assert_eq!(replayed.refresh.as_str(), second.refresh.as_str());
+    assert_eq!(replayed.access.token, second.access.token);
+    assert_eq!(replayed.access.expires_at, second.access.expires_at);
+
+    // A pair sealed whole, as before signing moved after the write, is answered as it was.
+    let hash = first.refresh.hash();
+    let sealed = repo
+        .successor_sealed(&hash)
+        .expect("a rotated row keeps its successor");
+    let mut pair = first.refresh.open_successor(&sealed).expect("opens");
+    assert!(matches!(pair.access, SealedAccess::Unsigned(_)), "{pair:?}");
+    pair.access = SealedAccess::Signed(second.access.token.clone());
+    repo.put_successor_sealed(&hash, first.refresh.seal_successor(&pair));
+    let replayed = svc.refresh(first.refresh.as_str(), &client).await.unwrap();
+    assert_eq!(replayed.refresh.as_str(), second.refresh.as_str());
+    assert_eq!(replayed.access.token, second.access.token);
+    assert_eq!(
+        repo.audit_kinds()
+            .iter()
+            .filter(|k| **k == AuditKind::TokenRefreshed)
+            .count(),
+        1,
+        "replays rotate nothing"
+    );
 }
